@@ -1,0 +1,41 @@
+import re
+
+from setuptools import find_packages, setup
+
+with open("tap_wootric/version.py", encoding="utf-8") as version_file:
+    VERSION = re.search(r'VERSION = "([^"]+)"', version_file.read()).group(1)
+with open("README.md", encoding="utf-8") as readme_file:
+    LONG_DESCRIPTION = readme_file.read()
+
+setup(
+    name="tap-wootric",
+    version=VERSION,
+    description="Singer tap for Wootric (InMoment): NPS, CSAT and CES survey end users, responses and declines",
+    long_description=LONG_DESCRIPTION,
+    long_description_content_type="text/markdown",
+    author="tap-wootric developers",
+    license="Apache-2.0",
+    url="https://github.com/tap-wootric/tap-wootric",
+    classifiers=[
+        "Programming Language :: Python :: 3 :: Only",
+        "License :: OSI Approved :: Apache Software License",
+    ],
+    python_requires=">=3.9",
+    packages=find_packages(include=["tap_wootric", "tap_wootric.*"]),
+    package_data={"tap_wootric": ["schemas/*.json"]},
+    include_package_data=True,
+    install_requires=[
+        "singer-python>=6.0,<7",
+        "requests>=2.25,<3",
+        "backoff>=2.1,<3",
+        "pendulum>=2.1,<4",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "ruff>=0.4",
+            "strict-rfc3339>=0.7",
+        ],
+    },
+    entry_points={"console_scripts": ["tap-wootric=tap_wootric:main"]},
+)

@@ -1,0 +1,299 @@
+"""HTTP access to the Wootric API: OAuth tokens, retries, rate limits.
+
+Decisions are made on the status code only; bodies are read for the API's own
+error message. Credentials travel in the POST body and the Authorization header,
+never in a URL, so a logged URL is always safe to show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Callable, Dict, Optional
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+import singer
+from singer import metrics
+
+from tap_wootric.config import TapConfig
+from tap_wootric.errors import ApiError, AuthError, NetworkError, TapWootricError
+
+LOGGER = singer.get_logger()
+
+# Refresh a token this long before the API would start answering 401.
+TOKEN_REFRESH_MARGIN_SECONDS = 60.0
+DEFAULT_RATE_LIMIT_WAIT_SECONDS = 60.0
+MAX_RATE_LIMIT_RETRIES = 10
+
+
+class RetryableError(Exception):
+    """A failure worth another try: 5xx, a dropped connection, a timeout or a broken body.
+
+    `final` is the error to report if every try fails the same way.
+    """
+
+    def __init__(self, message: str, final: Optional[TapWootricError] = None):
+        super().__init__(message)
+        self.final = final
+
+
+class RateLimited(Exception):
+    def __init__(self, wait_seconds: float):
+        super().__init__(f"rate limited (429); waiting {wait_seconds:.1f} s")
+        self.wait_seconds = wait_seconds
+
+
+def api_error_message(response: requests.Response) -> str:
+    """The API's own words for an error, from either of its error body shapes."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:200]
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            messages = [str(err.get("message")) for err in errors if isinstance(err, dict) and err.get("message")]
+            if messages:
+                return "; ".join(messages)
+        for key in ("error_description", "message", "error"):
+            if body.get(key):
+                return str(body[key])
+    return str(body)[:200]
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+class WootricClient:
+    """One authenticated session against one Wootric account."""
+
+    def __init__(
+        self,
+        config: TapConfig,
+        *,
+        max_tries: int = 6,
+        backoff_factor: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.config = config
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = config.user_agent
+        self.session.headers["Accept"] = "application/json"
+        self.request_counts: Counter = Counter()
+        self._clock = clock
+        self._max_tries = max_tries
+        self._sleep = sleep
+        self._access_token: Optional[str] = None
+        self._refresh_token: Optional[str] = None
+        self._token_expires_at = 0.0
+
+        retry_transient = backoff.on_exception(
+            backoff.expo,
+            RetryableError,
+            max_tries=max_tries,
+            factor=backoff_factor,
+            max_value=60,
+            on_backoff=self._log_backoff,
+            logger=None,
+        )
+        wait_out_rate_limit = backoff.on_exception(
+            backoff.runtime,
+            RateLimited,
+            value=lambda exc: exc.wait_seconds,
+            max_tries=MAX_RATE_LIMIT_RETRIES,
+            jitter=None,
+            on_backoff=self._log_backoff,
+            logger=None,
+        )
+        self._get_with_retries = retry_transient(wait_out_rate_limit(self._get_once))
+        self._fetch_token_retrying = backoff.on_exception(
+            backoff.expo,
+            RetryableError,
+            max_tries=3,
+            factor=backoff_factor * 0.5,
+            on_backoff=self._log_backoff,
+            logger=None,
+        )(self._fetch_token_once)
+
+    # -- tokens -------------------------------------------------------------
+
+    @property
+    def secrets(self) -> list:
+        """Every secret this client knows, so callers can scrub them from messages."""
+        return [s for s in (*self.config.secrets(), self._access_token, self._refresh_token) if s]
+
+    def authenticate(self) -> None:
+        """Fetch a fresh access token; raises AuthError or NetworkError with a clear message."""
+        self._fetch_token_with_retries()
+
+    def _fetch_token_with_retries(self) -> None:
+        try:
+            self._fetch_token_retrying()
+        except RetryableError as exc:
+            raise exc.final or AuthError(f"OAuth token request failed: {exc}") from None
+
+    def _token_form(self) -> Dict[str, str]:
+        if self._refresh_token:
+            return {"grant_type": "refresh_token", "refresh_token": self._refresh_token}
+        if self.config.grant_type == "client_credentials":
+            return {
+                "grant_type": "client_credentials",
+                "client_id": self.config.client_id or "",
+                "client_secret": self.config.client_secret or "",
+            }
+        return {
+            "grant_type": "password",
+            "username": self.config.username or "",
+            "password": self.config.password or "",
+        }
+
+    def _fetch_token_once(self) -> None:
+        form = self._token_form()
+        params = {"account_token": self.config.account_token} if self.config.account_token else None
+        try:
+            response = self.session.post(
+                self.config.oauth_url, data=form, params=params, timeout=self.config.request_timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            failure = self._network_failure(self.config.oauth_url, exc)
+            raise RetryableError(str(failure), final=failure) from None
+
+        if response.status_code >= 500:
+            raise RetryableError(f"OAuth token request answered {response.status_code}")
+        if response.status_code != 200:
+            if form["grant_type"] == "refresh_token":
+                # A rotated-away or revoked refresh token: start over with the password grant.
+                LOGGER.info("Refresh token refused (%s); requesting a new token", response.status_code)
+                self._refresh_token = None
+                return self._fetch_token_once()
+            raise AuthError(
+                f"Wootric refused the credentials ({form['grant_type']} grant) at "
+                f"{self.config.oauth_url}: HTTP {response.status_code} {api_error_message(response)}"
+            )
+        try:
+            body = response.json()
+            token = body["access_token"]
+            expires_in = float(body.get("expires_in") or 7200)
+        except (ValueError, KeyError, TypeError):
+            raise RetryableError("OAuth token response had no access_token") from None
+        self._access_token = token
+        self._refresh_token = body.get("refresh_token") or None
+        margin = min(TOKEN_REFRESH_MARGIN_SECONDS, expires_in / 10)
+        self._token_expires_at = self._clock() + expires_in - margin
+        LOGGER.info("Authenticated with Wootric (%s grant); token valid for %d s", form["grant_type"], expires_in)
+        return None
+
+    def _ensure_token(self) -> str:
+        if not self._access_token or self._clock() >= self._token_expires_at:
+            self._fetch_token_with_retries()
+        assert self._access_token is not None
+        return self._access_token
+
+    # -- requests -----------------------------------------------------------
+
+    def get(self, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
+        """GET `<api_url>/<path>` and return the decoded JSON body."""
+        try:
+            return self._get_with_retries(path, params or {})
+        except RetryableError as exc:
+            raise exc.final or ApiError(f"{exc}; giving up after {self._max_tries} tries") from None
+        except RateLimited:
+            raise ApiError(
+                f"GET /{path} was still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
+            ) from None
+
+    def _get_once(self, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
+        url = f"{self.config.api_url}/{path}"
+        token = self._ensure_token()
+        self.request_counts[path] += 1
+        started = time.monotonic()
+        try:
+            with metrics.http_request_timer(path) as timer:
+                response = self.session.get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=self.config.request_timeout,
+                )
+                timer.tags[metrics.Tag.http_status_code] = response.status_code
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            failure = self._network_failure(url, exc)
+            raise RetryableError(f"GET /{path} failed: {failure}", final=failure) from None
+
+        status = response.status_code
+        LOGGER.info(
+            "GET /%s %s -> %d (%.2f s)",
+            path,
+            " ".join(f"{key}={value}" for key, value in params.items()),
+            status,
+            time.monotonic() - started,
+        )
+        if status == 200:
+            self._pace(response)
+            try:
+                return response.json()
+            except ValueError:
+                raise RetryableError(f"GET /{path} returned a body that is not valid JSON") from None
+        if status == 401 and not _reauthenticated:
+            LOGGER.info("GET /%s answered 401; fetching a new token and retrying once", path)
+            self._access_token = None
+            return self._get_once(path, params, _reauthenticated=True)
+        if status == 429:
+            raise RateLimited(self._rate_limit_wait(response))
+        if status >= 500:
+            raise RetryableError(f"GET /{path} answered {status}")
+        raise ApiError(f"GET /{path} failed with HTTP {status}: {api_error_message(response)}")
+
+    def _rate_limit_wait(self, response: requests.Response) -> float:
+        retry_after = response.headers.get("Retry-After")
+        if retry_after:
+            try:
+                return max(0.0, float(retry_after))
+            except ValueError:
+                pass
+        reset = response.headers.get("X-Rate-Limit-Reset")
+        if reset:
+            try:
+                # The reset value is an epoch second, not a duration; the extra second
+                # covers its truncation.
+                return max(0.0, float(reset) - self._clock() + 1.0)
+            except ValueError:
+                pass
+        return DEFAULT_RATE_LIMIT_WAIT_SECONDS
+
+    def _pace(self, response: requests.Response) -> None:
+        """Sleep out an exhausted rate-limit window instead of walking into a 429."""
+        remaining = response.headers.get("X-Rate-Limit-Remaining")
+        if remaining is None:
+            return
+        try:
+            exhausted = int(float(remaining)) <= 0
+        except ValueError:
+            return
+        if exhausted:
+            wait = self._rate_limit_wait(response)
+            LOGGER.info("Rate-limit budget used up; pausing %.1f s until it resets", wait)
+            self._sleep(wait)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _network_failure(self, url: str, exc: Exception) -> NetworkError:
+        reason = type(exc).__name__
+        text = str(exc)
+        if "Name or service not known" in text or "NameResolutionError" in text or "nodename" in text:
+            reason = "host name cannot be resolved"
+        elif "Connection refused" in text:
+            reason = "connection refused"
+        elif isinstance(exc, requests.Timeout):
+            reason = f"no answer within {self.config.request_timeout:g} s"
+        return NetworkError(f"cannot reach {_host(url)}: {reason}")
+
+    def _log_backoff(self, details: Dict[str, Any]) -> None:
+        LOGGER.warning(
+            "%s; retry %d in %.1f s", details.get("exception", "request failed"), details["tries"], details["wait"]
+        )

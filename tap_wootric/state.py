@@ -1,0 +1,61 @@
+"""Reading, checking and migrating the state file.
+
+The layout is singer-python's:
+    {"currently_syncing": "responses",
+     "bookmarks": {"end_users": {"updated_at": "2024-01-01T00:00:00Z"},
+                   "responses": {"updated_at": "...", "scan_position": "...", "scan_signpost": "..."}}}
+`scan_position` and `scan_signpost` exist only while a lookback scan is unfinished.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import singer
+
+from tap_wootric.errors import InputFileError
+from tap_wootric.streams import get_stream
+from tap_wootric.timeutil import parse_bookmark
+
+LOGGER = singer.get_logger()
+
+TIME_KEYS = ("updated_at", "scan_position", "scan_signpost")
+
+
+def prepare_state(raw: Any) -> Dict[str, Any]:
+    """Validate a state value, migrating tap-wootric 0.5.x's flat layout, or raise InputFileError."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputFileError("the state file must hold a JSON object")
+    state = dict(raw)
+    # Meltano wraps the tap's state when it is exported from its system database.
+    if "singer_state" in state and "bookmarks" not in state and isinstance(state["singer_state"], dict):
+        state = dict(state["singer_state"])
+
+    legacy = {key: value for key, value in state.items() if get_stream(key) is not None and isinstance(value, str)}
+    if legacy:
+        LOGGER.info("Migrating a tap-wootric 0.5.x state (flat bookmarks for %s)", ", ".join(sorted(legacy)))
+        bookmarks = dict(state.get("bookmarks") or {})
+        for stream, value in legacy.items():
+            bookmarks.setdefault(stream, {"updated_at": value})
+            del state[stream]
+        state["bookmarks"] = bookmarks
+
+    bookmarks = state.get("bookmarks", {})
+    if bookmarks is None:
+        bookmarks = state["bookmarks"] = {}
+    if not isinstance(bookmarks, dict):
+        raise InputFileError("state file: 'bookmarks' must be an object of per-stream objects")
+    for stream, bookmark in bookmarks.items():
+        if not isinstance(bookmark, dict):
+            raise InputFileError(f"state file: the bookmark of stream '{stream}' must be an object")
+        for key in TIME_KEYS:
+            if key in bookmark and bookmark[key] is not None and parse_bookmark(bookmark[key]) is None:
+                raise InputFileError(
+                    f"state file: bookmark '{key}' of stream '{stream}' is not a timestamp: {bookmark[key]!r}"
+                )
+    currently_syncing = state.get("currently_syncing")
+    if currently_syncing is not None and not isinstance(currently_syncing, str):
+        raise InputFileError("state file: 'currently_syncing' must be a stream name or null")
+    return state

@@ -1,0 +1,292 @@
+"""Sync: selected streams, bookmarks and STATE, emitting records.
+
+Bookmarks are whole UTC seconds. The API renders times truncated to the second while
+it filters on sub-second stored times, so every resume point re-reads its own second:
+a few duplicates, never a gap.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import singer
+from singer import metadata, metrics
+from singer.catalog import Catalog, CatalogEntry
+from singer.transform import UNIX_SECONDS_INTEGER_DATETIME_PARSING, Transformer
+
+from tap_wootric.client import WootricClient
+from tap_wootric.config import TapConfig
+from tap_wootric.errors import ApiError, InputFileError
+from tap_wootric.paging import KeysetScanner, PageQuery
+from tap_wootric.streams import StreamSpec, get_stream
+from tap_wootric.timeutil import UnparseableTime, format_epoch, parse_bookmark, to_epoch_seconds
+
+LOGGER = singer.get_logger()
+
+PROGRESS_INTERVAL_SECONDS = 30.0
+SECONDS_PER_DAY = 86400
+
+
+# -- selection ------------------------------------------------------------------
+
+
+def _is_selected(entry: CatalogEntry, spec: StreamSpec) -> bool:
+    stream_metadata = metadata.to_map(entry.metadata or []).get((), {})
+    selected = stream_metadata.get("selected")
+    if selected is None and entry.schema is not None:
+        selected = entry.schema.selected  # the pre-metadata way of selecting
+    if selected is None:
+        selected = stream_metadata.get("selected-by-default", spec.selected_by_default)
+    return bool(selected)
+
+
+def selected_streams(catalog: Catalog, state: Dict[str, Any]) -> List[Tuple[StreamSpec, CatalogEntry]]:
+    """Selected streams in catalog order, starting with the one an interrupted run was in."""
+    chosen = []
+    for entry in catalog.streams:
+        spec = get_stream(entry.tap_stream_id)
+        if spec is None:
+            raise InputFileError(f"the catalog names an unknown stream '{entry.tap_stream_id}'")
+        if _is_selected(entry, spec):
+            chosen.append((spec, entry))
+    interrupted = state.get("currently_syncing")
+    names = [spec.name for spec, _ in chosen]
+    if interrupted in names:
+        index = names.index(interrupted)
+        chosen = chosen[index:] + chosen[:index]
+    return chosen
+
+
+def selected_schema(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """The schema of exactly the fields that will be emitted."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema
+    kept = {}
+    for name, sub_schema in properties.items():
+        child = breadcrumb + ("properties", name)
+        field_metadata = mdata.get(child, {})
+        inclusion = field_metadata.get("inclusion")
+        if inclusion == "unsupported":
+            continue
+        if inclusion != "automatic" and field_metadata.get("selected") is False:
+            continue
+        kept[name] = selected_schema(sub_schema, mdata, child)
+    return {**schema, "properties": kept}
+
+
+# -- progress -------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    stream: str
+    path: str
+    client: WootricClient
+    records: int = 0
+    skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+    last_report: float = field(default_factory=time.monotonic)
+
+    @property
+    def requests(self) -> int:
+        return self.client.request_counts[self.path]
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last_report >= PROGRESS_INTERVAL_SECONDS:
+            self.last_report = now
+            LOGGER.info("%s: %d records emitted so far, %d requests, %.0f s", self.stream, self.records,
+                        self.requests, now - self.started)
+
+    def finish(self, requests_before: int) -> None:
+        LOGGER.info(
+            "%s: done: %d records emitted, %d older unchanged rows skipped, %d requests, %.1f s",
+            self.stream, self.records, self.skipped, self.requests - requests_before,
+            time.monotonic() - self.started,
+        )
+
+
+# -- one stream -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Where a stream's scan starts and ends, what it emits, and where its bookmark lands."""
+
+    start: int
+    upper: int
+    emit_updated_since: Optional[int]
+    final_bookmark: int
+    resumed: bool
+
+
+def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], signpost: int) -> ScanPlan:
+    """Pure bookmark maths for one stream (unit tested)."""
+    start_date = int(config.start_date.timestamp())
+    updated_at = parse_bookmark(bookmark.get("updated_at"))
+    upper = signpost + 1
+    if not spec.uses_lookback:
+        return ScanPlan(
+            start=updated_at if updated_at is not None else start_date,
+            upper=upper,
+            emit_updated_since=None,
+            final_bookmark=signpost,
+            resumed=False,
+        )
+    position = parse_bookmark(bookmark.get("scan_position"))
+    scan_signpost = parse_bookmark(bookmark.get("scan_signpost"))
+    if position is not None and scan_signpost is not None:
+        # Finish the interrupted scan, and bookmark the interrupted run's start: rows
+        # behind the position were read after that moment, not after this run's start.
+        return ScanPlan(position, upper, updated_at, min(scan_signpost, signpost), True)
+    if updated_at is None:
+        return ScanPlan(start_date, upper, None, signpost, False)
+    lookback_start = updated_at - config.lookback_days * SECONDS_PER_DAY
+    return ScanPlan(max(start_date, lookback_start), upper, updated_at, signpost, False)
+
+
+class StreamSync:
+    def __init__(
+        self,
+        client: WootricClient,
+        config: TapConfig,
+        spec: StreamSpec,
+        entry: CatalogEntry,
+        state: Dict[str, Any],
+        signpost: int,
+        write_state: Callable[[Dict[str, Any]], None],
+    ):
+        self.client = client
+        self.config = config
+        self.spec = spec
+        self.state = state
+        self.signpost = signpost
+        self.write_state = write_state
+        self.mdata = metadata.to_map(entry.metadata or [])
+        self.schema = entry.schema.to_dict()
+
+    def _second_of(self, row: Dict[str, Any], field_name: str) -> int:
+        try:
+            return to_epoch_seconds(row[field_name])
+        except (KeyError, TypeError):
+            raise ApiError(f"{self.spec.name}: a row (id {row.get('id')!r}) has no {field_name}") from None
+        except UnparseableTime:
+            raise ApiError(
+                f"{self.spec.name}: row id {row.get('id')!r} has a {field_name} the tap cannot read as a time"
+            ) from None
+
+    def _fetch(self, query: PageQuery) -> List[Dict[str, Any]]:
+        spec = self.spec
+        params: Dict[str, Any] = {
+            "page": query.page,
+            "per_page": query.per_page,
+            "sort_key": spec.scan_field,
+            "sort_order": "desc" if query.descending else "asc",
+            f"{spec.filter_param}[gte]": query.gte,
+        }
+        if query.lt is not None:
+            params[f"{spec.filter_param}[lt]"] = query.lt
+        body = self.client.get(spec.path, params)
+        if not isinstance(body, list):
+            raise ApiError(f"GET /{spec.path} returned a {type(body).__name__}, not a list of records")
+        return body
+
+    def run(self) -> None:
+        spec = self.spec
+        bookmark = dict((self.state.get("bookmarks") or {}).get(spec.name) or {})
+        plan = plan_scan(spec, self.config, bookmark, self.signpost)
+        LOGGER.info(
+            "%s: %s scan of %s from %s to %s%s",
+            spec.name,
+            "resuming the" if plan.resumed else "starting a",
+            spec.scan_field,
+            format_epoch(plan.start),
+            format_epoch(plan.upper),
+            f", emitting rows updated since {format_epoch(plan.emit_updated_since)}"
+            if plan.emit_updated_since is not None else "",
+        )
+        singer.write_schema(
+            spec.name,
+            selected_schema(self.schema, self.mdata),
+            list(spec.key_properties),
+            bookmark_properties=[spec.replication_key],
+        )
+        requests_before = self.client.request_counts[spec.path]
+        progress = Progress(spec.name, spec.path, self.client)
+        scanner = KeysetScanner(
+            self._fetch, lambda row: self._second_of(row, spec.scan_field), stream=spec.name, logger=LOGGER
+        )
+        transformer = Transformer(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
+        with metrics.record_counter(spec.name) as counter:
+            for batch in scanner.scan(plan.start, plan.upper):
+                extracted_at = datetime.now(timezone.utc)
+                for row in self._emittable(batch.records, plan, progress):
+                    record = transformer.transform(row, self.schema, self.mdata)
+                    singer.write_record(spec.name, record, time_extracted=extracted_at)
+                    counter.increment()
+                    progress.records += 1
+                if batch.checkpoint is not None:
+                    self._checkpoint(plan, batch.checkpoint)
+                progress.tick()
+        self._finish(plan)
+        progress.finish(requests_before)
+
+    def _emittable(self, rows: List[Dict[str, Any]], plan: ScanPlan, progress: Progress) -> Iterator[Dict[str, Any]]:
+        since = plan.emit_updated_since
+        for row in rows:
+            if since is not None and self._second_of(row, self.spec.replication_key) < since:
+                progress.skipped += 1
+                continue
+            yield row
+
+    def _stream_bookmark(self) -> Dict[str, Any]:
+        bookmarks = self.state.setdefault("bookmarks", {})
+        return bookmarks.setdefault(self.spec.name, {})
+
+    def _checkpoint(self, plan: ScanPlan, checkpoint: int) -> None:
+        bookmark = self._stream_bookmark()
+        before = dict(bookmark)
+        if self.spec.uses_lookback:
+            bookmark["scan_position"] = format_epoch(min(checkpoint, plan.upper))
+            bookmark["scan_signpost"] = format_epoch(plan.final_bookmark)
+        else:
+            bookmark["updated_at"] = format_epoch(min(checkpoint, plan.final_bookmark))
+        if bookmark != before:
+            self.write_state(self.state)
+
+    def _finish(self, plan: ScanPlan) -> None:
+        bookmark = self._stream_bookmark()
+        bookmark.pop("scan_position", None)
+        bookmark.pop("scan_signpost", None)
+        bookmark["updated_at"] = format_epoch(plan.final_bookmark)
+        self.write_state(self.state)
+
+
+# -- all streams ----------------------------------------------------------------
+
+
+def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict[str, Any]) -> Dict[str, Any]:
+    state = copy.deepcopy(state)
+    streams = selected_streams(catalog, state)
+    if not streams:
+        LOGGER.warning("No stream is selected in the catalog; nothing to sync")
+        return state
+    # The signpost: no bookmark may pass the moment this sync started.
+    signpost = int(time.time())
+    LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
+
+    def write_state(value: Dict[str, Any]) -> None:
+        singer.write_state(copy.deepcopy(value))
+
+    for spec, entry in streams:
+        state = singer.set_currently_syncing(state, spec.name)
+        write_state(state)
+        StreamSync(client, config, spec, entry, state, signpost, write_state).run()
+    state = singer.set_currently_syncing(state, None)
+    write_state(state)
+    return state

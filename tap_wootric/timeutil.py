@@ -1,0 +1,90 @@
+"""Time parsing and formatting.
+
+The API renders times as "YYYY-MM-DD HH:MM:SS -0800" in the account's zone, with an
+offset that follows daylight saving time, so one record can carry several offsets.
+Older data and other endpoints use other shapes (naive strings, ISO 8601 with a
+colon in the offset or milliseconds, UNIX seconds). Everything becomes UTC here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import datetime, timezone
+from typing import Any, Optional, Union
+
+import dateutil.parser
+import pendulum
+
+from tap_wootric.errors import ConfigError
+
+_API_FORMAT = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?\s*(?:([+-])(\d{2}):?(\d{2})|(Z))?$"
+)
+
+
+class UnparseableTime(ValueError):
+    pass
+
+
+def to_epoch_seconds(value: Any) -> int:
+    """Whole UNIX seconds of an API time value (string in any known shape, or epoch number).
+
+    A string without an offset is taken as UTC, as singer-python's Transformer does, so
+    the paging key and the emitted value always agree.
+    """
+    if isinstance(value, bool):
+        raise UnparseableTime(f"not a time: {type(value).__name__}")
+    if isinstance(value, (int, float)):
+        return int(value // 1)
+    if not isinstance(value, str):
+        raise UnparseableTime(f"not a time: {type(value).__name__}")
+    match = _API_FORMAT.match(value)
+    if match:
+        year, month, day, hour, minute, second, sign, off_h, off_m, _zulu = match.groups()
+        local = calendar.timegm(
+            (int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0)
+        )
+        if sign:
+            offset = int(off_h) * 3600 + int(off_m) * 60
+            return local - offset if sign == "+" else local + offset
+        return local
+    try:
+        parsed = dateutil.parser.parse(value)
+    except (ValueError, OverflowError) as exc:
+        raise UnparseableTime("unrecognised time format") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return calendar.timegm(parsed.utctimetuple())
+
+
+def format_epoch(seconds: Union[int, float]) -> str:
+    """RFC 3339 UTC with whole seconds, the format of every bookmark the tap writes."""
+    return datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_bookmark(value: Any) -> Optional[int]:
+    """Epoch seconds of a bookmark string from a state file, or None if it cannot be read."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return to_epoch_seconds(value)
+    except UnparseableTime:
+        return None
+
+
+def parse_start_date(value: Any) -> pendulum.DateTime:
+    """Strictly parse config start_date; lenient parsers turn "June" into a date this year."""
+    if not isinstance(value, str):
+        raise ConfigError(f"config key 'start_date' must be an RFC 3339 date string, not {value!r}")
+    try:
+        parsed = pendulum.parse(value.strip(), strict=True, tz="UTC")
+    except Exception:  # pendulum raises several unrelated types for bad input
+        parsed = None
+    if not isinstance(parsed, (pendulum.DateTime, pendulum.Date)) or isinstance(parsed, pendulum.Time):
+        raise ConfigError(
+            f"config key 'start_date' is not a date: {value!r} (use RFC 3339, e.g. \"2024-01-01T00:00:00Z\")"
+        )
+    if not isinstance(parsed, pendulum.DateTime):
+        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
+    return parsed.in_timezone("UTC")

@@ -1,0 +1,147 @@
+"""Pure parts: time parsing, config checks, state migration, bookmark maths, field selection."""
+
+import pendulum
+import pytest
+
+from tap_wootric.config import load_config
+from tap_wootric.discover import discover
+from tap_wootric.errors import ConfigError, InputFileError
+from tap_wootric.state import prepare_state
+from tap_wootric.streams import get_stream
+from tap_wootric.sync import plan_scan, selected_schema
+from tap_wootric.timeutil import format_epoch, parse_start_date, to_epoch_seconds
+
+BASE = {"client_id": "id", "client_secret": "secret", "start_date": "2024-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2016-12-16 09:05:00 -0800", "2016-12-16T17:05:00Z"),  # Pacific standard time
+        ("2022-08-10 11:39:50 -0700", "2022-08-10T18:39:50Z"),  # Pacific daylight time
+        ("2014-12-01 18:36:59", "2014-12-01T18:36:59Z"),  # old naive data: UTC
+        ("2015-04-20 04:46:51-08:00", "2015-04-20T12:46:51Z"),
+        ("2015-02-12T06:29:27.000-08:00", "2015-02-12T14:29:27Z"),
+        ("2024-03-10T10:00:00Z", "2024-03-10T10:00:00Z"),
+        ("2024-03-10 12:00:00 +0530", "2024-03-10T06:30:00Z"),
+        (1515940485, "2018-01-14T14:34:45Z"),
+    ],
+)
+def test_api_time_shapes_become_utc(value, expected):
+    assert format_epoch(to_epoch_seconds(value)) == expected
+
+
+def test_dst_offsets_inside_one_record_keep_their_own_instants():
+    summer, winter = to_epoch_seconds("2022-08-10 11:39:50 -0700"), to_epoch_seconds("2022-01-20 05:39:21 -0800")
+    assert summer - winter == int(
+        (pendulum.datetime(2022, 8, 10, 18, 39, 50) - pendulum.datetime(2022, 1, 20, 13, 39, 21)).total_seconds()
+    )
+
+
+@pytest.mark.parametrize("value", ["June", "yesterday", "1700000000", "2024-13-01", "", 20240101])
+def test_start_date_must_be_a_real_date(value):
+    with pytest.raises(ConfigError, match="start_date"):
+        parse_start_date(value)
+
+
+def test_config_defaults_follow_region():
+    config = load_config({**BASE, "region": "EU"})
+    assert config.api_url == "https://app.wootric.eu/api/v1"
+    assert config.oauth_url == "https://app.wootric.eu/oauth/token"
+    assert config.lookback_days == 30 and config.request_timeout == 300
+    assert "secret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"client_secret": ""}, "client_secret"),
+        ({"client_id": None, "client_secret": None}, "credentials"),
+        ({"region": "mars"}, "region"),
+        ({"api_url": "http://api.example.com/v1"}, "plain http"),
+        ({"lookback_days": -1}, "lookback_days"),
+        ({"request_timeout": "soon"}, "request_timeout"),
+        ({"start_date": None}, "start_date"),
+    ],
+)
+def test_bad_config_names_the_problem(change, message):
+    raw = {key: value for key, value in {**BASE, **change}.items() if value is not None}
+    with pytest.raises(ConfigError, match=message):
+        load_config(raw)
+
+
+def test_password_grant_and_loopback_http_are_accepted():
+    config = load_config({"username": "u@example.com", "password": "pw", "start_date": "2024-01-01",
+                          "api_url": "http://127.0.0.1:9/v1", "oauth_url": "http://localhost:9/oauth/token",
+                          "lookback_days": "7", "request_timeout": 0})
+    assert config.grant_type == "password"
+    assert config.lookback_days == 7 and config.request_timeout == 300
+
+
+def test_flat_state_of_tap_wootric_0_5_is_migrated():
+    state = prepare_state({"end_users": "2024-01-01T00:00:00+00:00", "responses": "2024-02-01T00:00:00Z"})
+    assert state == {"bookmarks": {"end_users": {"updated_at": "2024-01-01T00:00:00+00:00"},
+                                   "responses": {"updated_at": "2024-02-01T00:00:00Z"}}}
+
+
+@pytest.mark.parametrize(
+    "state",
+    [[], {"bookmarks": []}, {"bookmarks": {"responses": "x"}}, {"bookmarks": {"responses": {"updated_at": "soon"}}},
+     {"currently_syncing": 3}],
+)
+def test_state_of_the_wrong_shape_is_refused(state):
+    with pytest.raises(InputFileError, match="state"):
+        prepare_state(state)
+
+
+NOW = to_epoch_seconds("2024-06-01T12:00:00Z")
+DAY = 86400
+
+
+def test_first_sync_starts_at_start_date_and_bookmarks_the_signpost():
+    config = load_config(BASE)
+    plan = plan_scan(get_stream("responses"), config, {}, NOW)
+    assert plan.start == to_epoch_seconds("2024-01-01T00:00:00Z")
+    assert plan.emit_updated_since is None and plan.final_bookmark == NOW and plan.upper == NOW + 1
+
+
+def test_responses_rescan_the_lookback_window_and_emit_only_updated_rows():
+    config = load_config({**BASE, "lookback_days": 30})
+    bookmark = NOW - 5 * DAY
+    plan = plan_scan(get_stream("responses"), config, {"updated_at": format_epoch(bookmark)}, NOW)
+    assert plan.start == bookmark - 30 * DAY
+    assert plan.emit_updated_since == bookmark
+
+
+def test_lookback_never_reaches_before_start_date():
+    config = load_config({**BASE, "start_date": "2024-05-20T00:00:00Z"})
+    plan = plan_scan(get_stream("declines"), config, {"updated_at": format_epoch(NOW - DAY)}, NOW)
+    assert plan.start == to_epoch_seconds("2024-05-20T00:00:00Z")
+
+
+def test_interrupted_lookback_scan_resumes_and_keeps_the_first_runs_signpost():
+    config = load_config(BASE)
+    bookmark = {"updated_at": format_epoch(NOW - 10 * DAY), "scan_position": format_epoch(NOW - 3 * DAY),
+                "scan_signpost": format_epoch(NOW - DAY)}
+    plan = plan_scan(get_stream("responses"), config, bookmark, NOW)
+    assert plan.resumed and plan.start == NOW - 3 * DAY
+    assert plan.final_bookmark == NOW - DAY and plan.emit_updated_since == NOW - 10 * DAY
+
+
+def test_end_users_resume_from_their_bookmark_without_lookback():
+    config = load_config(BASE)
+    plan = plan_scan(get_stream("end_users"), config, {"updated_at": format_epoch(NOW - DAY)}, NOW)
+    assert plan.start == NOW - DAY and plan.emit_updated_since is None
+
+
+def test_emitted_schema_drops_deselected_fields_but_keeps_automatic_ones():
+    from singer import metadata
+
+    entry = discover().get_stream("responses")
+    mdata = metadata.to_map(entry.metadata)
+    for name in ("text", "id"):
+        mdata = metadata.write(mdata, ("properties", name), "selected", False)
+    mdata = metadata.write(mdata, ("properties", "end_user", "properties", "email"), "selected", False)
+    schema = selected_schema(entry.schema.to_dict(), mdata)
+    assert "text" not in schema["properties"] and "id" in schema["properties"]
+    assert list(schema["properties"]["end_user"]["properties"]) == ["properties"]
