@@ -1,0 +1,252 @@
+"""The installed tap-wootric command against the fake API over real HTTP."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import jsonschema
+import pytest
+from conftest import NOW, YEARS_AGO, select
+
+STREAMS = ("end_users", "responses", "declines")
+
+
+def seed(fake, counts=(120, 300, 80)):
+    for stream, count in zip(STREAMS, counts):
+        fake.generate(stream, count, YEARS_AGO, NOW - timedelta(hours=2))
+
+
+def utc_second(value: datetime) -> str:
+    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def emitted_second(value: str) -> str:
+    return value[:19]
+
+
+def checker():
+    return jsonschema.FormatChecker()  # strict-rfc3339 makes it check date-time
+
+
+def test_discovery_lists_every_stream_with_metadata(fake, tap):
+    catalog = tap.discover(fake.config())
+    by_name = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
+    assert set(by_name) == set(STREAMS)
+    for entry in by_name.values():
+        mdata = {tuple(item["breadcrumb"]): item["metadata"] for item in entry["metadata"]}
+        stream_md = mdata[()]
+        assert stream_md["table-key-properties"] == ["id"]
+        assert stream_md["valid-replication-keys"] == ["updated_at"]
+        assert stream_md["forced-replication-method"] == "INCREMENTAL"
+        assert stream_md["selected-by-default"] is True
+        assert "selected" not in stream_md
+        for name in entry["schema"]["properties"]:
+            expected = "automatic" if name in ("id", "updated_at") else "available"
+            assert mdata[("properties", name)]["inclusion"] == expected
+        jsonschema.Draft4Validator.check_schema(entry["schema"])
+    responses = by_name["responses"]["schema"]["properties"]
+    assert responses["end_user"]["properties"]["properties"]["type"] == ["null", "object"]
+    assert responses["tags"]["items"] == {"type": "string"}
+    assert by_name["end_users"]["schema"]["properties"]["last_surveyed"]["type"] == ["null", "string"]
+    assert fake.tokens_issued, "discovery checks the credentials"
+
+
+def test_discovery_fails_on_bad_credentials(fake, tap):
+    result = tap.run(fake.config(client_secret="wrong"), "--discover")
+    assert result.returncode != 0 and result.stdout == ""
+    assert "refused the credentials" in result.stderr and "Traceback" not in result.stderr
+    assert "wrong" not in result.stderr
+
+
+def test_full_sync_emits_exactly_the_source_records_with_utc_instants(fake, tap):
+    seed(fake)
+    result = tap.run(fake.config())
+    assert result.returncode == 0, result.stderr
+    schemas = result.schemas()
+    for stream in STREAMS:
+        source = {row["id"]: row for row in fake.records(stream)}
+        emitted = result.record_messages(stream)
+        assert sorted(m["record"]["id"] for m in emitted) == sorted(source)
+        assert schemas[stream]["key_properties"] == ["id"]
+        assert schemas[stream]["bookmark_properties"] == ["updated_at"]
+        for message in emitted:
+            record = message["record"]
+            jsonschema.validate(record, schemas[stream]["schema"], format_checker=checker())
+            assert message["time_extracted"].endswith("Z")
+            row = source[record["id"]]
+            for name in ("created_at", "updated_at"):
+                assert record[name].endswith("Z")
+                assert emitted_second(record[name]) == utc_second(row[name])
+    # Nested data stays nested.
+    response = next(r for r in result.records("responses") if r["end_user"]["properties"])
+    assert isinstance(response["end_user"]["properties"], dict)
+    state = result.final_state
+    assert state["currently_syncing"] is None
+    assert set(state["bookmarks"]) == set(STREAMS)
+
+
+def test_requests_are_close_to_the_ideal_and_always_sort_explicitly(fake, tap):
+    seed(fake, (600, 1000, 300))
+    result = tap.run(fake.config())
+    assert result.returncode == 0, result.stderr
+    for stream, count in zip(STREAMS, (600, 1000, 300)):
+        requests = fake.list_requests(stream)
+        assert len(requests) <= -(-count // 50) * 1.05 + 2, (stream, len(requests))
+        for request in requests:
+            params = request["params"]
+            assert params["per_page"] == "50"
+            assert params["sort_order"] == "asc"
+            assert params["sort_key"] == ("updated_at" if stream == "end_users" else "created_at")
+
+
+def test_second_run_from_final_state_emits_nothing_new_and_costs_little(fake, tap):
+    seed(fake)
+    first = tap.run(fake.config())
+    fake.requests.clear()
+    second = tap.run(fake.config(), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    assert second.records() == []
+    for stream in STREAMS:
+        assert len(fake.list_requests(stream)) <= 2
+
+
+def test_edits_and_new_rows_are_picked_up_by_the_next_run(fake, tap):
+    seed(fake)
+    first = tap.run(fake.config())
+    recent_response = max(fake.records("responses"), key=lambda r: r["created_at"])["id"]
+    user = fake.records("end_users")[0]["id"]
+    fake.update("responses", recent_response, score=0, text="changed my mind")
+    fake.update("end_users", user, email="new@example.com")
+    new_response = fake.create("responses")
+    new_decline = fake.create("declines")
+    second = tap.run(fake.config(), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    responses = {r["id"]: r for r in second.records("responses")}
+    assert responses[recent_response]["score"] == 0
+    assert new_response in responses
+    assert {r["id"]: r for r in second.records("end_users")}[user]["email"] == "new@example.com"
+    assert new_decline in second.ids("declines")
+
+
+def test_stream_and_field_selection_is_honoured(fake, tap):
+    seed(fake)
+    catalog = select(tap.discover(fake.config()), {"responses": ["score", "created_at"]})
+    result = tap.run(fake.config(), catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    assert {m["stream"] for m in result.messages if m["type"] in ("RECORD", "SCHEMA")} == {"responses"}
+    assert set(result.schemas()["responses"]["schema"]["properties"]) == {"id", "updated_at", "score", "created_at"}
+    for record in result.records("responses"):
+        assert set(record) == {"id", "updated_at", "score", "created_at"}
+
+
+def test_legacy_properties_flag_works(fake, tap):
+    seed(fake)
+    catalog = select(tap.discover(fake.config()), {"declines": None})
+    result = tap.run(fake.config(), "--properties", str(tap.write("props.json", catalog)))
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.ids("declines")) == sorted(r["id"] for r in fake.records("declines"))
+    assert result.records("responses") == []
+
+
+def test_start_date_limits_what_is_replicated(fake, tap):
+    seed(fake)
+    cut = NOW - timedelta(days=365)
+    result = tap.run(fake.config(start_date=cut.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    assert result.returncode == 0, result.stderr
+    for stream, field in (("responses", "created_at"), ("end_users", "updated_at")):
+        expected = {r["id"] for r in fake.records(stream) if r[field].replace(microsecond=0) >= cut.replace(microsecond=0)}
+        assert set(result.ids(stream)) == expected
+
+
+def test_more_than_1500_records_in_one_narrow_window(fake, tap):
+    window_start = NOW - timedelta(days=10)
+    fake.generate("responses", 2000, window_start, window_start + timedelta(minutes=20))
+    fake.generate("responses", 50, YEARS_AGO, NOW - timedelta(days=20))
+    catalog = select(tap.discover(fake.config()), {"responses": None})
+    result = tap.run(fake.config(), catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    assert sorted(set(result.ids("responses"))) == sorted(r["id"] for r in fake.records("responses"))
+    assert len(fake.list_requests("responses")) <= -(-2050 // 50) * 1.1 + 2
+
+
+@pytest.mark.parametrize("stream, field", [("responses", "created_at"), ("end_users", "updated_at")])
+def test_200_records_in_one_second(fake, tap, stream, field):
+    second = int((NOW - timedelta(days=3)).timestamp())
+    fake.generate(stream, 100, YEARS_AGO, NOW - timedelta(days=4))
+    fake.add_burst(stream, second, 200, field=field)
+    catalog = select(tap.discover(fake.config()), {stream: None})
+    result = tap.run(fake.config(), catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    assert sorted(set(result.ids(stream))) == sorted(r["id"] for r in fake.records(stream))
+
+
+def test_1600_records_in_one_second_are_reached_with_a_warning(fake, tap):
+    second = int((NOW - timedelta(days=3)).timestamp())
+    fake.generate("end_users", 100, YEARS_AGO, NOW - timedelta(days=1))
+    fake.add_burst("end_users", second, 1600, field="updated_at")
+    catalog = select(tap.discover(fake.config()), {"end_users": None})
+    result = tap.run(fake.config(), catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    assert sorted(set(result.ids("end_users"))) == sorted(r["id"] for r in fake.records("end_users"))
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    assert any("1600 records share one second" in line for line in warnings), result.stderr[-2000:]
+
+
+def test_more_than_3000_in_one_second_warns_and_terminates(fake, tap):
+    second = int((NOW - timedelta(days=3)).timestamp())
+    fake.add_burst("declines", second, 3100)
+    fake.generate("declines", 30, NOW - timedelta(days=2), NOW - timedelta(days=1))
+    catalog = select(tap.discover(fake.config()), {"declines": None})
+    result = tap.run(fake.config(), catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    ids = result.ids("declines")
+    assert len(ids) == len(set(ids)) == 3000 + 30
+    assert any("at least 3000 records share one second" in line for line in result.stderr.splitlines())
+
+
+def test_records_changed_during_the_sync_are_not_lost(fake, tap):
+    seed(fake, (400, 400, 100))
+    before = {stream: {r["id"] for r in fake.records(stream)} for stream in STREAMS}
+    users = sorted(before["end_users"])
+
+    def churn(server):
+        # Users already read move to the end; rows appear; a response is edited.
+        for user_id in users[:: 37]:
+            server.update("end_users", user_id)
+        server.create("end_users")
+        server.create("responses")
+
+    for n in (2, 4, 6, 9, 12):
+        fake.on_request(n, churn)
+    first = tap.run(fake.config())
+    assert first.returncode == 0, first.stderr
+    second = tap.run(fake.config(), state=first.final_state)
+    for stream in STREAMS:
+        emitted = set(first.ids(stream)) | set(second.ids(stream))
+        assert before[stream] <= emitted, stream
+        assert {r["id"] for r in fake.records(stream)} <= emitted, stream
+
+
+def test_interrupted_run_resumes_at_the_stream_it_stopped_in(fake, tap):
+    seed(fake)
+    first = tap.run(fake.config())
+    # A state as it stood mid-way through responses.
+    mid = next(s for s in first.states() if s.get("currently_syncing") == "responses"
+               and "scan_position" in s["bookmarks"].get("responses", {}))
+    resumed = tap.run(fake.config(), state=mid)
+    assert resumed.returncode == 0, resumed.stderr
+    order = [m["stream"] for m in resumed.messages if m["type"] == "SCHEMA"]
+    assert order[0] == "responses"
+    emitted = set(resumed.ids("responses")) | {
+        r["id"] for m in first.messages[: first.messages.index({"type": "STATE", "value": mid}) + 1]
+        if m["type"] == "RECORD" and m["stream"] == "responses" for r in [m["record"]]}
+    assert emitted == {r["id"] for r in fake.records("responses")}
+
+
+def test_logs_go_to_stderr_and_stdout_holds_only_singer_messages(fake, tap):
+    seed(fake)
+    result = tap.run(fake.config())
+    assert {m["type"] for m in result.messages} <= {"SCHEMA", "RECORD", "STATE"}
+    assert "done:" in result.stderr
+    logging.getLogger(__name__).debug(result.stderr)
