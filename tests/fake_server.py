@@ -34,6 +34,8 @@ TimeLike = Union[datetime, int, float]
 TAGS = ["PERFORMANCE", "SUPPORT", "UX", "PRICING", "ONBOARDING", "BUGS"]
 TEXTS = ["Great support!", "Too slow on Mondays", "Très bien, merci", "使いやすい", 'He said "wow"',
          "Pricing is confusing", "Love the new dashboard", "Could be better"]
+# Real NPS data skews towards promoters.
+SCORE_WEIGHTS = [2, 1, 1, 1, 2, 3, 4, 8, 14, 22, 30]
 PLANS = ["Free", "Pro", "Enterprise", "Small Business"]
 
 
@@ -105,7 +107,7 @@ class FakeWootric:
                 "phone_number": rnd.choice([None, f"+1415555{rnd.randint(1000, 9999)}"]),
                 "external_id": rnd.choice([None, f"cust-{rnd.randint(1, 99999)}"]),
                 "last_response": rnd.choice([None, {
-                    "id": rnd.randint(1, 10**9), "score": rnd.randint(0, 10),
+                    "id": rnd.randint(1, 10**9), "score": rnd.choices(range(11), SCORE_WEIGHTS)[0],
                     "text": rnd.choice([None, *TEXTS]),
                     "survey": {"channel": rnd.choice(["web", "mobile:ios", "email"])}}]),
                 "settings": {"email_nps": rnd.random() < 0.8, "mobile_nps": rnd.random() < 0.5,
@@ -124,7 +126,8 @@ class FakeWootric:
             base["end_user"] = {"properties": self._properties()}
             return base
         base.update({
-            "score": rnd.randint(0, 10), "text": rnd.choice([None, None, *TEXTS]), "completed": rnd.random() < 0.9,
+            "score": rnd.choices(range(11), SCORE_WEIGHTS)[0], "text": rnd.choice([None, None, *TEXTS]),
+            "completed": rnd.random() < 0.9,
             "excluded_from_calculations": rnd.random() < 0.05,
             "tags": rnd.sample(TAGS, rnd.choice([0, 0, 1, 2])),
             "notes": [] if rnd.random() < 0.8 else [{"id": rnd.randint(1, 10**6), "text": rnd.choice(TEXTS),
