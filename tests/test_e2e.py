@@ -251,3 +251,30 @@ def test_logs_go_to_stderr_and_stdout_holds_only_singer_messages(fake, tap):
     assert {m["type"] for m in result.messages} <= {"SCHEMA", "RECORD", "STATE"}
     assert "done:" in result.stderr
     logging.getLogger(__name__).debug(result.stderr)
+
+
+def test_password_grant_works_instead_of_client_credentials(fake, tap):
+    seed(fake, (10, 10, 10))
+    config = fake.config(username=fake.username, password=fake.password, account_token="NPS-12345678")
+    del config["client_id"], config["client_secret"]
+    result = tap.run(config)
+    assert result.returncode == 0, result.stderr
+    assert len(result.records()) == 30
+    token_requests = [r for r in fake.requests if r["path"] == "/oauth/token"]
+    assert token_requests and token_requests[0]["params"] == {"account_token": "NPS-12345678"}
+
+
+def test_bookmarks_never_pass_the_start_of_the_sync(fake, tap):
+    seed(fake, (50, 50, 50))
+    fake.create("end_users", at=NOW + timedelta(days=2))  # a clock-skewed row "from the future"
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    result = tap.run(fake.config())
+    finished = datetime.now(timezone.utc)
+    for value in result.states():
+        for bookmark in value.get("bookmarks", {}).values():
+            for key in ("updated_at", "scan_signpost"):
+                if key in bookmark:
+                    moment = datetime.strptime(bookmark[key], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                    assert moment <= finished
+    final = result.final_state["bookmarks"]["end_users"]["updated_at"]
+    assert started <= datetime.strptime(final, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) <= finished
