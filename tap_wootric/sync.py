@@ -23,12 +23,28 @@ from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError, InputFileError
 from tap_wootric.paging import KeysetScanner, PageQuery
 from tap_wootric.streams import StreamSpec, get_stream
-from tap_wootric.timeutil import UnparseableTime, format_epoch, parse_bookmark, to_epoch_seconds
+from tap_wootric.timeutil import (
+    UnparseableTime,
+    format_epoch,
+    parse_bookmark,
+    to_epoch_seconds,
+    whole_second_rfc3339,
+)
 
 LOGGER = singer.get_logger()
 
 PROGRESS_INTERVAL_SECONDS = 30.0
 SECONDS_PER_DAY = 86400
+
+
+class WootricTransformer(Transformer):
+    """singer-python's Transformer with a fast path for the API's own time shapes."""
+
+    def __init__(self) -> None:
+        super().__init__(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
+
+    def _transform_datetime(self, value: Any) -> Any:
+        return whole_second_rfc3339(value) or super()._transform_datetime(value)
 
 
 # -- selection ------------------------------------------------------------------
@@ -89,12 +105,16 @@ class Progress:
     client: WootricClient
     records: int = 0
     skipped: int = 0
+    requests_before: int = 0
     started: float = field(default_factory=time.monotonic)
     last_report: float = field(default_factory=time.monotonic)
 
+    def __post_init__(self) -> None:
+        self.requests_before = self.client.request_counts[self.path]
+
     @property
     def requests(self) -> int:
-        return self.client.request_counts[self.path]
+        return self.client.request_counts[self.path] - self.requests_before
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -103,11 +123,10 @@ class Progress:
             LOGGER.info("%s: %d records emitted so far, %d requests, %.0f s", self.stream, self.records,
                         self.requests, now - self.started)
 
-    def finish(self, requests_before: int) -> None:
+    def finish(self) -> None:
         LOGGER.info(
             "%s: done: %d records emitted, %d older unchanged rows skipped, %d requests, %.1f s",
-            self.stream, self.records, self.skipped, self.requests - requests_before,
-            time.monotonic() - self.started,
+            self.stream, self.records, self.skipped, self.requests, time.monotonic() - self.started,
         )
 
 
@@ -216,12 +235,11 @@ class StreamSync:
             list(spec.key_properties),
             bookmark_properties=[spec.replication_key],
         )
-        requests_before = self.client.request_counts[spec.path]
         progress = Progress(spec.name, spec.path, self.client)
         scanner = KeysetScanner(
             self._fetch, lambda row: self._second_of(row, spec.scan_field), stream=spec.name, logger=LOGGER
         )
-        transformer = Transformer(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
+        transformer = WootricTransformer()
         with metrics.record_counter(spec.name) as counter:
             for batch in scanner.scan(plan.start, plan.upper):
                 extracted_at = datetime.now(timezone.utc)
@@ -234,7 +252,7 @@ class StreamSync:
                     self._checkpoint(plan, batch.checkpoint)
                 progress.tick()
         self._finish(plan)
-        progress.finish(requests_before)
+        progress.finish()
 
     def _emittable(self, rows: List[Dict[str, Any]], plan: ScanPlan, progress: Progress) -> Iterator[Dict[str, Any]]:
         since = plan.emit_updated_since

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import random
 import secrets
 import signal
@@ -366,9 +367,9 @@ class FakeWootric:
                     continue
                 if not raw.lstrip("-").isdigit():
                     return 400, error_list("bad_request", f"{prefix}[{op}] is invalid", f"{prefix}[{op}]")
-                filters.append((field, op, as_utc(int(raw))))
+                filters.append((field, COMPARE[op], as_utc(int(raw))))
         with self.lock:
-            rows = [r for r in self.data[stream].values() if all(_compare(r[f], op, v) for f, op, v in filters)]
+            rows = [r for r in self.data[stream].values() if all(compare(r[f], v) for f, compare, v in filters)]
             if sort_key == "email":
                 rows.sort(key=lambda r: (r.get("email") or "", r["id"]), reverse=sort_order == "desc")
             else:
@@ -377,14 +378,15 @@ class FakeWootric:
             return 200, [self.render(r) for r in window]
 
 
-def _compare(stored: datetime, op: str, value: datetime) -> bool:
-    return {"gt": stored > value, "gte": stored >= value, "lt": stored < value,
-            "lte": stored <= value, "eq": stored == value}[op]
+COMPARE = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le, "eq": operator.eq}
 
 
 def _handler_for(fake: FakeWootric):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without this, Nagle's algorithm and
+        # delayed ACKs add ~40 ms to every keep-alive request.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:  # keep test output clean
             pass

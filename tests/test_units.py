@@ -145,3 +145,24 @@ def test_emitted_schema_drops_deselected_fields_but_keeps_automatic_ones():
     schema = selected_schema(entry.schema.to_dict(), mdata)
     assert "text" not in schema["properties"] and "id" in schema["properties"]
     assert list(schema["properties"]["end_user"]["properties"]) == ["properties"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2016-12-16 09:05:00 -0800", "2022-08-10 11:39:50 -0700", "2014-12-01 18:36:59", "2015-04-20 04:46:51-08:00",
+     "2015-02-12T06:29:27.250-08:00", 1515940485, "2024-03-10T10:00:00Z", None, "", "June 5"],
+)
+def test_fast_time_path_agrees_with_singer_python(value):
+    from singer.transform import UNIX_SECONDS_INTEGER_DATETIME_PARSING, Transformer
+
+    from tap_wootric.sync import WootricTransformer
+
+    schema = {"type": "object", "properties": {"t": {"type": ["null", "string"], "format": "date-time"}}}
+    reference = Transformer(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
+    try:
+        expected = reference.transform({"t": value}, schema)
+    except Exception as exc:  # the reference fails on unparseable input; so must we
+        with pytest.raises(type(exc)):
+            WootricTransformer().transform({"t": value}, schema)
+        return
+    assert WootricTransformer().transform({"t": value}, schema) == expected
