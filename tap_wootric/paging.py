@@ -95,14 +95,15 @@ class KeysetScanner:
         self._logger = logger
         self.stats = ScanStats()
 
-    def _fetch(self, query: PageQuery) -> List[Dict[str, Any]]:
+    def _fetch(self, query: PageQuery) -> List[Tuple[int, Dict[str, Any]]]:
+        """One page as (scan second, row) pairs, checked against the query it answers."""
         self.stats.requests += 1
         rows = list(self._fetch_page(query))
         if len(rows) > query.per_page:
             raise ApiError(f"{self._stream}: asked for {query.per_page} rows a page, got {len(rows)}")
+        page = [(self._second_of(row), row) for row in rows]
         previous: Optional[int] = None
-        for row in rows:
-            second = self._second_of(row)
+        for second, row in page:
             if second < query.gte or (query.lt is not None and second >= query.lt):
                 raise ApiError(
                     f"{self._stream}: the API returned a row (id {self._id_of(row)}) outside the requested "
@@ -111,7 +112,7 @@ class KeysetScanner:
             if previous is not None and (second < previous if not query.descending else second > previous):
                 raise ApiError(f"{self._stream}: the API did not return rows in the requested order")
             previous = second
-        return rows
+        return page
 
     def scan(self, start: int, upper: Optional[int]) -> Iterator[Batch]:
         cursor = start
@@ -119,22 +120,22 @@ class KeysetScanner:
         while True:
             page = self._fetch(PageQuery(gte=cursor, lt=upper))
             fresh = [
-                row for row in page
-                if not (self._second_of(row) == cursor and self._id_of(row) in emitted_at_cursor)
+                row for second, row in page
+                if not (second == cursor and self._id_of(row) in emitted_at_cursor)
             ]
             if len(page) < MAX_PER_PAGE:
                 yield Batch(fresh, None)
                 return
-            last_second = self._second_of(page[-1])
+            last_second = page[-1][0]
             if last_second == cursor:
                 yield Batch(fresh, cursor)
                 emitted_at_cursor.update(self._id_of(row) for row in fresh)
-                yield from self._walk_dense_second(cursor, page, emitted_at_cursor)
+                yield from self._walk_dense_second(cursor, [row for _, row in page], emitted_at_cursor)
                 cursor += 1
                 emitted_at_cursor = set()
                 continue
             cursor = last_second
-            emitted_at_cursor = {self._id_of(row) for row in page if self._second_of(row) == last_second}
+            emitted_at_cursor = {self._id_of(row) for second, row in page if second == last_second}
             yield Batch(fresh, cursor)
 
     # -- one second with more rows than a page ------------------------------
@@ -193,9 +194,9 @@ class KeysetScanner:
         while offset < MAX_REACH:
             page_number, per_page = plan_overlapping_page(offset)
             start = (page_number - 1) * per_page
-            page = self._fetch(
+            page = [row for _, row in self._fetch(
                 PageQuery(gte=second, lt=second + 1, page=page_number, per_page=per_page, descending=descending)
-            )
+            )]
             if start > 0 and (not page or self._id_of(page[0]) not in walk_ids):
                 backups += 1
                 if backups > MAX_WALK_BACKUPS:
