@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_server import FakeWootric  # noqa: E402
+from fake_wootric import FakeWootric  # noqa: E402
 
 TAP = shutil.which("tap-wootric", path=str(Path(sys.executable).parent)) or shutil.which("tap-wootric")
 NOW = datetime.now(timezone.utc)

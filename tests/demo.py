@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_server import FakeWootric  # noqa: E402
+from fake_wootric import FakeWootric  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "demo-output"
 TAP = str(Path(sys.executable).parent / "tap-wootric")

@@ -1,0 +1,825 @@
+"""A fake Wootric REST API v1 on 127.0.0.1 for tests and demos.
+
+It follows the shared API notes, wootric-api-notes.md (sections 1.1, 2.2, 2.3, 3, 4, 5 and 9):
+
+- ``POST /oauth/token`` with the client_credentials, password and refresh_token grants;
+  access tokens expire after ``token_ttl`` seconds.
+- ``GET /v1/end_users``, ``/v1/responses``, ``/v1/declines``: bare JSON arrays, ``page`` 1..30,
+  ``per_page`` 1..50 (400 ``error_list`` outside), per-endpoint default sorts, ``created[op]`` filters
+  everywhere and ``updated[op]`` on end_users only (unless configured), all compared against the stored
+  microsecond times while the output shows whole seconds in the account's DST-aware offset.
+- Hooks to change data mid-sync, inject failures and enforce ``X-Rate-Limit-*`` budgets.
+
+In tests it runs in a daemon thread (``with FakeWootric(seed=3) as fake: ...``); for a demo run it alone::
+
+    python tests/fake_wootric.py --port 8765 --seed 7 --end-users 300 --responses 1200 --declines 200 --years 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import math
+import operator
+import random
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from email import policy
+from email.parser import BytesParser
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:  # only for annotations; typing.Self needs Python 3.11
+    from typing_extensions import Self
+
+STREAMS = ("end_users", "responses", "declines")
+FIRST_ID = {"end_users": 100000, "responses": 500000, "declines": 900000}
+MAX_PAGE = 30
+MAX_PER_PAGE = 50
+DEFAULT_PER_PAGE = 25
+COMPARATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le, "eq": operator.eq}
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+ONE_MICROSECOND = timedelta(microseconds=1)
+INTEGER = re.compile(r"-?\d+")
+CREDENTIAL_FIELDS = ("client_id", "client_secret", "username", "password", "refresh_token")
+
+INVALID_CLIENT = ("Client authentication failed due to unknown client, no client authentication included, "
+                  "or unsupported authentication method.")
+INVALID_GRANT = ("The provided authorization grant is invalid, expired, revoked, does not match the redirection "
+                 "URI used in the authorization request, or was issued to another client.")
+INVALID_REQUEST = ("The request is missing a required parameter, includes an unsupported parameter value, "
+                   "or is otherwise malformed.")
+UNSUPPORTED_GRANT = "The authorization grant type is not supported by the authorization server."
+
+# Text values deliberately carry non-ASCII and quotes so that encoding bugs show up.
+TEXTS = ("Great support!", "Très bien, merci", "使いやすいです。日本語のサポートも良い", 'He said "wow" twice',
+         "Don't change a thing", "Pricing is confusing", "Le délai de réponse est trop long",
+         "Love the new dashboard 🎉", "Could be better; see ticket #42", "Backslash \\ and 'single' quotes")
+NOTE_TEXTS = ("Called back, résolu", "Escalated to 日本 team", 'Customer wrote "thanks"')
+TAGS = ("PERFORMANCE", "SUPPORT", "UX", "PRICING", "ONBOARDING", "BUGS")
+FIRST_NAMES = ("ana", "bob", "chloé", "dmitri", "emma", "fatima", "gus", "hiro", "ines", "jon", "kim", "lena")
+LAST_NAMES = ("smith", "garcia", "müller", "tanaka", "okafor", "dubois", "rossi", "nguyen", "o'brien")
+DOMAINS = ("example.com", "example.org", "example.net")
+PLANS = ("Free", "Pro", "Enterprise", "Small Business")
+DEPARTMENTS = ("Marketing", "Sales", "R&D", "Support", "Ventes & Marketing", "研究開発")
+CHANNELS = ("web", "mobile:ios", "email")
+ORIGINS = ("https://app.example.com/dashboard", "https://app.example.com/settings?tab=billing",
+           "https://www.example.org/pricing")
+# Real NPS data skews towards promoters.
+SCORE_WEIGHTS = (2, 1, 1, 1, 2, 3, 4, 8, 14, 22, 30)
+
+Body = Any  # JSON-serialisable value, or str/bytes sent as they are
+Reply = tuple[int, Body, dict[str, str]]  # status, body, extra headers
+
+
+def error_list(status: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """The v1 API's error envelope (notes §5)."""
+    return {"type": "error_list", "errors": [{"status": status, "message": message, "field": field}]}
+
+
+def oauth_error(error: str, description: str) -> dict[str, str]:
+    """The token endpoint's RFC 6749 error body (notes §1.1)."""
+    return {"error": error, "error_description": description}
+
+
+def to_utc(value: datetime | float) -> datetime:
+    """An aware datetime or epoch seconds as a plain UTC datetime (pendulum instances become stdlib ones)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware datetime or epoch seconds")
+        utc = value.astimezone(timezone.utc)
+        return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond,
+                        tzinfo=timezone.utc)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected an aware datetime or epoch seconds, got {value!r}")
+    if isinstance(value, int):
+        return EPOCH + timedelta(seconds=value)
+    return EPOCH + timedelta(microseconds=round(value * 1_000_000))
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def micros(moment: datetime) -> int:
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+class FakeWootric:
+    """The fake API: its data, its behaviour hooks and its HTTP server."""
+
+    def __init__(self, *, seed: int = 1, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret",
+                 username: str = "demo@example.com", password: str = "fake-password", token_ttl: int = 7200,
+                 honour_updated_filter: set[str] | None = None, shuffle_ties: bool = False,
+                 account_tz: str = "America/Los_Angeles"):
+        unknown = set(honour_updated_filter or ()) - set(STREAMS)
+        if unknown:
+            raise ValueError(f"unknown streams in honour_updated_filter: {sorted(unknown)}")
+        self.seed = seed
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.username = username
+        self.password = password
+        self.token_ttl = token_ttl
+        self.honour_updated_filter = set(honour_updated_filter or ())
+        self.shuffle_ties = shuffle_ties
+        self.account_tz = account_tz
+        self.zone = ZoneInfo(account_tz)
+        self.rate_limit: int | None = None
+        self.window_seconds: float = 60
+
+        self.requests: list[dict[str, Any]] = []
+        self.tokens_issued: list[str] = []
+        self.refresh_tokens_issued: list[str] = []
+        # Exceptions raised inside the fake (including by on_request actions); each also produced a 500.
+        self.errors: list[BaseException] = []
+        self.api_request_count = 0
+
+        self._rng = random.Random(seed)
+        self._data: dict[str, dict[int, dict[str, Any]]] = {stream: {} for stream in STREAMS}
+        self._last_id = dict(FIRST_ID)
+        self._access_tokens: dict[str, float] = {}  # token -> epoch when it stops working
+        self._refresh_tokens: set[str] = set()
+        self._hooks: dict[int, list[Callable[[FakeWootric], Any]]] = {}
+        self._failures: dict[int, tuple[int, Body, dict[str, str]]] = {}
+        self._rate_windows: dict[str, tuple[int, int]] = {}  # path -> (window number, requests used)
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+
+    # -- data ---------------------------------------------------------------------------------------------
+
+    def generate(self, stream: str, count: int, start: datetime | float, end: datetime | float) -> list[int]:
+        """Add ``count`` records created uniformly at random (to the microsecond) in [start, end)."""
+        self._check_stream(stream)
+        low, high = micros(to_utc(start)), micros(to_utc(end))
+        if high <= low:
+            raise ValueError("generate() needs start < end")
+        with self._lock:
+            # Ids follow creation time within a batch, as database ids roughly do.
+            moments = sorted(self._rng.randrange(low, high) for _ in range(count))
+            # Updates happen before `end` and never in the future.
+            ceiling = min(high, micros(utc_now()))
+            ids = []
+            for created in moments:
+                updated = created
+                if stream != "declines" and self._rng.random() < 0.4:
+                    room = max(0, min(ceiling - created, 5 * 86400 * 1_000_000))
+                    updated = created + self._rng.randrange(room + 1)
+                ids.append(self._add(stream, from_micros(created), from_micros(updated)))
+        return ids
+
+    def add_burst(self, stream: str, second: datetime | float, count: int, *, field: str = "created_at",
+                  same_instant: bool = False) -> list[int]:
+        """Add ``count`` records whose ``field`` lies inside one whole second.
+
+        Microseconds are drawn from 1..999999 (distinct unless ``same_instant``), so every record is stored
+        strictly after ``second``.000000: a ``[gt]=second`` filter returns all of them, ``[lte]=second`` none.
+        """
+        self._check_stream(stream)
+        if field not in ("created_at", "updated_at"):
+            raise ValueError("field must be created_at or updated_at")
+        if not 0 <= count <= 999_999:
+            raise ValueError("a burst holds at most 999999 distinct microseconds")
+        base = to_utc(second).replace(microsecond=0) if isinstance(second, datetime) else to_utc(math.floor(second))
+        base_us = micros(base)
+        with self._lock:
+            if same_instant:
+                offsets = [self._rng.randrange(1, 1_000_000)] * count
+            else:
+                offsets = sorted(self._rng.sample(range(1, 1_000_000), count))
+            ids = []
+            for offset in offsets:
+                moment = base_us + offset
+                if field == "created_at":
+                    created = moment
+                    lag = 0 if stream == "declines" or self._rng.random() < 0.5 else self._rng.randrange(120_000_000)
+                    updated = created + lag
+                else:
+                    updated = moment
+                    created = moment - self._rng.randrange(86400 * 1_000_000, 30 * 86400 * 1_000_000)
+                ids.append(self._add(stream, from_micros(created), from_micros(updated)))
+        return ids
+
+    def update(self, stream: str, record_id: int, *, at: datetime | float | None = None, **changes: Any) -> None:
+        """Apply field changes (e.g. ``score=3``) and set ``updated_at`` to ``at`` (default: now)."""
+        self._check_stream(stream)
+        if "id" in changes:
+            raise ValueError("update() cannot change id")
+        if "updated_at" in changes:
+            raise ValueError("pass the new updated_at as at=")
+        with self._lock:
+            record = self._record(stream, record_id)
+            unknown = set(changes) - set(record)
+            if unknown:
+                raise ValueError(f"{stream} records have no fields {sorted(unknown)}")
+            for key, value in changes.items():
+                record[key] = to_utc(value) if isinstance(value, datetime) else copy.deepcopy(value)
+            record["updated_at"] = utc_now() if at is None else to_utc(at)
+
+    def create(self, stream: str, *, at: datetime | float | None = None) -> int:
+        """Add one record created and updated at ``at`` (default: now); returns its id."""
+        self._check_stream(stream)
+        moment = utc_now() if at is None else to_utc(at)
+        with self._lock:
+            return self._add(stream, moment, moment)
+
+    def delete(self, stream: str, record_id: int) -> None:
+        self._check_stream(stream)
+        with self._lock:
+            self._record(stream, record_id)
+            del self._data[stream][record_id]
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        """Deep copies of the stored records (UTC datetimes with microseconds), sorted by id."""
+        self._check_stream(stream)
+        with self._lock:
+            return [copy.deepcopy(self._data[stream][key]) for key in sorted(self._data[stream])]
+
+    def expire_tokens(self) -> None:
+        """Make every access token issued so far stop working, as if its lifetime had run out."""
+        with self._lock:
+            self._access_tokens = dict.fromkeys(self._access_tokens, 0.0)
+
+    def _check_stream(self, stream: str) -> None:
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; expected one of {STREAMS}")
+
+    def _record(self, stream: str, record_id: int) -> dict[str, Any]:
+        try:
+            return self._data[stream][record_id]
+        except KeyError:
+            raise KeyError(f"no {stream} record with id {record_id}") from None
+
+    def _add(self, stream: str, created: datetime, updated: datetime) -> int:
+        self._last_id[stream] += 1
+        record_id = self._last_id[stream]
+        builder = {"end_users": self._end_user, "responses": self._response, "declines": self._decline}[stream]
+        self._data[stream][record_id] = builder(record_id, created, updated)
+        return record_id
+
+    # Every draw below comes from self._rng in a fixed order, so one seed always yields the same data.
+
+    def _between(self, low: datetime, high: datetime) -> datetime:
+        return from_micros(self._rng.randint(micros(low), micros(high)))
+
+    def _maybe(self, probability: float, value: Any) -> Any:
+        return value if self._rng.random() < probability else None
+
+    def _properties(self) -> dict[str, Any]:
+        rnd = self._rng
+        if rnd.random() < 0.15:
+            return {}
+        candidates = {
+            "pricing_plan": rnd.choice(PLANS),
+            # Mixed types on purpose: the real API returns both (notes §3.2).
+            "revenue amount": rnd.choice((str(rnd.randint(100, 9000)), rnd.randint(100, 9000))),
+            "purchase_date": rnd.randint(1_400_000_000, 1_700_000_000),
+            "Department": rnd.choice(DEPARTMENTS),
+            "seats": rnd.randint(1, 500),
+            "score_avg": round(rnd.uniform(0, 10), 2),
+        }
+        return {key: value for key, value in candidates.items() if rnd.random() < 0.6}
+
+    def _score(self) -> int:
+        return self._rng.choices(range(11), SCORE_WEIGHTS)[0]
+
+    def _end_user(self, record_id: int, created: datetime, updated: datetime) -> dict[str, Any]:
+        rnd = self._rng
+        draw = rnd.random()
+        if draw < 0.05:
+            email = None
+        elif draw < 0.08:
+            email = "Unknown"  # what the mobile SDK sends when it knows no email (notes §3.2)
+        else:
+            email = f"{rnd.choice(FIRST_NAMES)}.{rnd.choice(LAST_NAMES)}{record_id}@{rnd.choice(DOMAINS)}"
+        last_response = None
+        if rnd.random() < 0.6:
+            last_response = {"id": rnd.randint(1, 10**9), "score": self._score(),
+                             "text": self._maybe(0.7, rnd.choice(TEXTS)),
+                             "survey": {"channel": rnd.choice(CHANNELS)}}
+        phone = rnd.choice((f"+1415555{rnd.randint(0, 9999):04d}", f"+8190{rnd.randint(0, 99999999):08d}"))
+        return {
+            "id": record_id,
+            "created_at": created,
+            "updated_at": updated,
+            "email": email,
+            "last_surveyed": self._maybe(0.6, self._between(created, updated)),
+            "external_created_at": self._maybe(0.5, int(created.timestamp()) - rnd.randint(0, 400 * 86400)),
+            "last_seen_at": self._maybe(0.5, self._between(created, updated)),
+            "properties": self._properties(),
+            "phone_number": self._maybe(0.3, phone),
+            "external_id": self._maybe(0.5, f"cust-{rnd.randint(1, 99999)}"),
+            "last_response": last_response,
+            "settings": {
+                "email_nps": rnd.random() < 0.8,
+                "mobile_nps": rnd.random() < 0.5,
+                "web_nps": rnd.random() < 0.9,
+                "force_mobile_survey": rnd.choice((None, False, True)),
+                "force_web_survey": rnd.choice((None, False, True)),
+                "surveys_disabled_by_end_user": rnd.choice((None, False, True)),
+            },
+        }
+
+    def _survey_context(self) -> dict[str, Any]:
+        """Fields shared by responses and declines; the end user's data is copied as it was at that time."""
+        rnd = self._rng
+        users = self._data["end_users"]
+        user = users[rnd.choice(list(users))] if users else None
+        return {
+            "end_user_id": user["id"] if user else rnd.randint(1, 10**8),
+            "survey_id": rnd.randint(731240, 731249),
+            "ip_address": self._maybe(0.8, f"203.0.113.{rnd.randint(1, 254)}"),
+            "origin_url": self._maybe(0.7, rnd.choice(ORIGINS)),
+            "email": user["email"] if user else self._maybe(0.5, f"someone{rnd.randint(1, 999)}@example.com"),
+            "properties": copy.deepcopy(user["properties"]) if user else self._properties(),
+        }
+
+    def _response(self, record_id: int, created: datetime, updated: datetime) -> dict[str, Any]:
+        rnd = self._rng
+        context = self._survey_context()
+        notes = []
+        if rnd.random() < 0.1:
+            notes = [{"id": rnd.randint(1, 10**6), "text": rnd.choice(NOTE_TEXTS),
+                      "created_at": self._between(created, updated)} for _ in range(rnd.randint(1, 2))]
+        return {
+            "id": record_id,
+            "end_user_id": context["end_user_id"],
+            "survey_id": context["survey_id"],
+            "score": self._score(),
+            "text": self._maybe(0.7, rnd.choice(TEXTS)),
+            "completed": rnd.random() < 0.9,
+            "excluded_from_calculations": rnd.random() < 0.05,
+            "ip_address": context["ip_address"],
+            "origin_url": context["origin_url"],
+            "created_at": created,
+            "updated_at": updated,
+            "tags": rnd.sample(TAGS, rnd.choice((0, 0, 0, 1, 2))),
+            "notes": notes,
+            "end_user": {"email": context["email"], "properties": context["properties"]},
+        }
+
+    def _decline(self, record_id: int, created: datetime, updated: datetime) -> dict[str, Any]:
+        context = self._survey_context()
+        return {
+            "id": record_id,
+            "end_user_id": context["end_user_id"],
+            "survey_id": context["survey_id"],
+            "ip_address": context["ip_address"],
+            "origin_url": context["origin_url"],
+            "created_at": created,
+            "updated_at": updated,
+            "end_user": {"properties": context["properties"]},
+        }
+
+    # -- rendering -----------------------------------------------------------------------------------------
+
+    def render_time(self, moment: datetime) -> str:
+        """``"YYYY-MM-DD HH:MM:SS -0800"`` in the account's zone, cut to the whole second (notes §3.1)."""
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S %z")
+
+    def render(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return self.render_time(value)
+        if isinstance(value, dict):
+            return {key: self.render(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.render(item) for item in value]
+        return value
+
+    # -- behaviour hooks -----------------------------------------------------------------------------------
+
+    def on_request(self, n: int, action: Callable[[FakeWootric], Any]) -> None:
+        """Call ``action(fake)`` just before serving the n-th (1-based) GET under /v1."""
+        with self._lock:
+            self._hooks.setdefault(n, []).append(action)
+
+    def fail(self, n: int, status: int, body: Body = None, headers: dict[str, str] | None = None) -> None:
+        """Answer the n-th (1-based) GET under /v1 with ``status`` instead of serving it.
+
+        ``body`` may be JSON-serialisable, or str/bytes sent verbatim (e.g. a proxy's HTML error page).
+        """
+        if body is None:
+            phrase = _phrase(status)
+            body = error_list(phrase.lower().replace(" ", "_") or "error", f"injected failure: {status} {phrase}")
+        with self._lock:
+            self._failures[n] = (status, body, dict(headers or {}))
+
+    def list_requests(self, stream: str | None = None) -> list[dict[str, Any]]:
+        """Logged ``GET /v1/<stream>`` list requests, for one stream or all three."""
+        if stream is not None:
+            self._check_stream(stream)
+        paths = {f"/v1/{name}" for name in ((stream,) if stream else STREAMS)}
+        with self._lock:
+            return [entry for entry in self.requests if entry["method"] == "GET" and entry["path"] in paths]
+
+    # -- server --------------------------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> FakeWootric:
+        if self._server is not None:
+            raise RuntimeError("the fake is already running")
+        self._server = _Server(("127.0.0.1", port), _Handler, self)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"fake-wootric-{self._server.server_address[1]}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        # Idle keep-alive connections would otherwise keep being served after stop().
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake is not running; call start() first")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def oauth_url(self) -> str:
+        return self.url + "/oauth/token"
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        """A tap config pointing at this fake."""
+        config = {"client_id": self.client_id, "client_secret": self.client_secret,
+                  "start_date": "2015-01-01T00:00:00Z", "api_url": self.api_url, "oauth_url": self.oauth_url}
+        config.update(overrides)
+        return config
+
+    # -- request handling (called from the server's threads) ----------------------------------------------
+
+    def _handle(self, method: str, path: str, query: dict[str, str], headers: Any, body: bytes) -> Reply:
+        if path == "/oauth/token":
+            if method != "POST":
+                return 404, error_list("not_found", "Not Found"), {}
+            return self._token(query, _parse_form(body, headers.get("Content-Type", "")))
+        if path == "/v1" or path.startswith("/v1/"):
+            if method != "GET":
+                return 405, error_list("method_not_allowed", "405 Not Allowed"), {}
+            return self._api(path, query, headers.get("Authorization", ""))
+        return 404, error_list("record_not_found", "The record could not be found"), {}
+
+    def _token(self, query: dict[str, str], form: dict[str, str]) -> Reply:
+        # The docs warn that credentials in a URL end up in logs (notes §1.1).
+        if any(name in query for name in CREDENTIAL_FIELDS):
+            return 400, oauth_error("invalid_request", "Credentials must be sent in the request body."), {}
+        grant = form.get("grant_type")
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        with self._lock:
+            if grant == "client_credentials":
+                if form.get("client_id") == self.client_id and form.get("client_secret") == self.client_secret:
+                    return 200, self._issue(refresh=False), no_store
+                return 401, oauth_error("invalid_client", INVALID_CLIENT), {}
+            if grant == "password":
+                account = query.get("account_token")
+                if account is not None and not account.startswith("NPS-"):
+                    return 404, {"error": "Not found", "status": 404}, {}  # RUDDER's captured reply (notes §1.1)
+                if form.get("username") == self.username and form.get("password") == self.password:
+                    return 200, self._issue(refresh=True), no_store
+                return 400, oauth_error("invalid_grant", INVALID_GRANT), {}
+            if grant == "refresh_token":
+                token = form.get("refresh_token")
+                if token in self._refresh_tokens:
+                    self._refresh_tokens.discard(token)  # rotated: each refresh token works once
+                    return 200, self._issue(refresh=True), no_store
+                return 400, oauth_error("invalid_grant", INVALID_GRANT), {}
+        if not grant:
+            return 400, oauth_error("invalid_request", INVALID_REQUEST), {}
+        return 400, oauth_error("unsupported_grant_type", UNSUPPORTED_GRANT), {}
+
+    def _issue(self, *, refresh: bool) -> dict[str, Any]:
+        now = time.time()
+        token = secrets.token_hex(32)
+        self._access_tokens[token] = now + self.token_ttl
+        self.tokens_issued.append(token)
+        body: dict[str, Any] = {"access_token": token, "token_type": "bearer", "expires_in": self.token_ttl,
+                                "scope": "public", "created_at": int(now)}
+        if refresh:
+            body["refresh_token"] = secrets.token_hex(32)
+            self._refresh_tokens.add(body["refresh_token"])
+            self.refresh_tokens_issued.append(body["refresh_token"])
+        return body
+
+    def _api(self, path: str, query: dict[str, str], authorization: str) -> Reply:
+        with self._lock:
+            self.api_request_count += 1
+            number = self.api_request_count
+            actions = self._hooks.pop(number, [])
+        # Outside the lock: actions call back into the fake, and other requests may be in flight.
+        for action in actions:
+            action(self)
+        with self._lock:
+            allowed, limit_headers = self._spend_rate_budget(path)
+            failure = self._failures.pop(number, None)
+        if failure is not None:
+            status, body, extra = failure
+            return status, body, {**limit_headers, **extra}
+        if not allowed:
+            return 429, error_list("too_many_requests", "Rate limit exceeded. Try again later."), limit_headers
+        if not self._authorised(authorization):
+            return 401, error_list("unauthorized", "Your access token is wrong"), limit_headers
+        status, body = self._route(path, query, number)
+        return status, body, limit_headers
+
+    def _spend_rate_budget(self, path: str) -> tuple[bool, dict[str, str]]:
+        """Fixed windows aligned to multiples of window_seconds, one budget per path (notes §4)."""
+        if self.rate_limit is None:
+            return True, {}
+        window = math.floor(time.time() / self.window_seconds)
+        current, used = self._rate_windows.get(path, (window, 0))
+        if current != window:
+            used = 0
+        allowed = used < self.rate_limit
+        if allowed:
+            used += 1
+        self._rate_windows[path] = (window, used)
+        return allowed, {
+            "X-Rate-Limit-Limit": str(self.rate_limit),
+            "X-Rate-Limit-Remaining": str(max(0, self.rate_limit - used)),
+            # Rounded up so that a client sleeping until Reset never wakes inside the old window.
+            "X-Rate-Limit-Reset": str(math.ceil((window + 1) * self.window_seconds)),
+        }
+
+    def _authorised(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        with self._lock:
+            expires = self._access_tokens.get(token.strip())
+        return expires is not None and time.time() <= expires
+
+    def _route(self, path: str, query: dict[str, str], number: int) -> tuple[int, Body]:
+        parts = path.strip("/").split("/")[1:]
+        if len(parts) == 1 and parts[0] in STREAMS:
+            return self._list(parts[0], query, number)
+        if parts[:1] == ["end_users"] and len(parts) in (2, 3):
+            user = self._find_user(parts[1], query)
+            if user is not None and len(parts) == 2:
+                return 200, self.render(user)
+            if user is not None and parts[2] in ("responses", "declines"):
+                return self._list(parts[2], query, number, end_user_id=user["id"])
+        return 404, error_list("record_not_found", "The record could not be found")
+
+    def _find_user(self, key: str, query: dict[str, str]) -> dict[str, Any] | None:
+        with self._lock:
+            users = self._data["end_users"]
+            if query.get("lookup_by_email") == "true":
+                return next((user for user in users.values() if user["email"] == key), None)
+            return users.get(int(key)) if key.isdigit() else None
+
+    def _list(self, stream: str, query: dict[str, str], number: int,
+              end_user_id: int | None = None) -> tuple[int, Body]:
+        errors = []
+        page = _bounded_int(query, "page", 1, MAX_PAGE)
+        per_page = _bounded_int(query, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+        scoped = end_user_id is not None
+        sort_order = query.get("sort_order", "asc" if stream == "end_users" and not scoped else "desc")
+        sort_keys = ("email", "created_at", "updated_at") if stream == "end_users" else ("created_at", "updated_at")
+        sort_key = query.get("sort_key", "email" if stream == "end_users" else "created_at")
+        for name, ok in (("page", page is not None), ("per_page", per_page is not None),
+                         ("sort_order", sort_order in ("asc", "desc")), ("sort_key", sort_key in sort_keys)):
+            if not ok:
+                errors.append({"status": "bad_request", "message": f"{name} does not have a valid value",
+                               "field": name})
+        filters = []
+        for prefix in ("created", "updated"):
+            # Grape drops undeclared parameters, so an unsupported updated[...] filters nothing (notes §2.2).
+            if prefix == "updated" and stream != "end_users" and stream not in self.honour_updated_filter:
+                continue
+            for op, compare in COMPARATORS.items():
+                name = f"{prefix}[{op}]"
+                raw = query.get(name)
+                if raw is None:
+                    continue
+                if not INTEGER.fullmatch(raw):
+                    errors.append({"status": "bad_request", "message": f"{name} is invalid", "field": name})
+                    continue
+                filters.append((f"{prefix}_at", compare, to_utc(int(raw))))
+        if query.get("email") is not None and stream == "end_users":
+            filters.append(("email", operator.eq, query["email"]))
+        if errors:
+            return 400, {"type": "error_list", "errors": errors}
+        assert page is not None and per_page is not None
+        with self._lock:
+            # Comparing the stored microsecond times is what makes created[gt]=T return rows shown as T.
+            rows = [row for row in self._data[stream].values()
+                    if (end_user_id is None or row["end_user_id"] == end_user_id)
+                    and all(compare(row[field], value) for field, compare, value in filters)]
+            rows = self._sorted(rows, sort_key, descending=sort_order == "desc", request_number=number)
+            return 200, [self.render(row) for row in rows[(page - 1) * per_page:page * per_page]]
+
+    def _sorted(self, rows: list[dict[str, Any]], key: str, *, descending: bool,
+                request_number: int) -> list[dict[str, Any]]:
+        """Order by ``key``; equal keys by id (reversed with desc), or randomly with shuffle_ties."""
+        tiebreak: dict[int, float] = {}
+        if self.shuffle_ties:
+            # Seeded per request so that a failing run can be replayed exactly.
+            shuffler = random.Random(self.seed * 1_000_003 + request_number)
+            tiebreak = {row["id"]: shuffler.random() for row in rows}
+
+        def sort_value(row: dict[str, Any]) -> tuple[Any, ...]:
+            last = tiebreak.get(row["id"], row["id"])
+            if key == "email":
+                # PostgreSQL order: NULLs last when ascending, first when descending.
+                return (row["email"] is None, row["email"] or "", last)
+            return (row[key], last)
+
+        return sorted(rows, key=sort_value, reverse=descending)
+
+    def _log(self, method: str, path: str, query: dict[str, list[str]], status: int) -> None:
+        params = {name: values[0] if len(values) == 1 else list(values) for name, values in query.items()}
+        with self._lock:
+            self.requests.append({"method": method, "path": path, "params": params, "status": status,
+                                  "time": time.time()})
+
+
+def _bounded_int(query: dict[str, str], name: str, default: int, high: int) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not INTEGER.fullmatch(raw) or not 1 <= int(raw) <= high:
+        return None
+    return int(raw)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _parse_form(body: bytes, content_type: str) -> dict[str, str]:
+    """Fields of an application/x-www-form-urlencoded or multipart/form-data body."""
+    if content_type.lower().startswith("multipart/form-data"):
+        header = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+        message = BytesParser(policy=policy.HTTP).parsebytes(header + body)
+        form: dict[str, str] = {}
+        if not message.is_multipart():
+            return form
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                form[str(name)] = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+        return form
+    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    return {name: values[-1] for name, values in fields.items()}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakeWootric):
+        self.fake = fake
+        super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-request (e.g. a killed tap) is normal in tests; anything else is a bug.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm and delayed ACKs every
+    # keep-alive request would stall for ~40 ms.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.fake._lock:
+            self.server.fake._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.fake._lock:
+            self.server.fake._connections.discard(self.connection)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        fake = self.server.fake
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            # Rack keeps the last of repeated plain parameters.
+            status, payload, headers = fake._handle(method, parts.path, {k: v[-1] for k, v in query.items()},
+                                                    self.headers, body)
+        except Exception as exc:  # noqa: BLE001 - any bug in the fake reaches the test via fake.errors and a 500
+            with fake._lock:
+                fake.errors.append(exc)
+            status, payload, headers = 500, error_list("internal_server_error", f"fake failed: {exc!r}"), {}
+        # Logged before replying, so a client that has its answer always finds the request in the log.
+        fake._log(method, parts.path, query, status)
+        self._send(status, payload, headers)
+
+    def _send(self, status: int, payload: Body, headers: dict[str, str]) -> None:
+        if isinstance(payload, (bytes, str)):
+            data = payload.encode("utf-8") if isinstance(payload, str) else payload
+            content_type = "text/plain; charset=utf-8"
+        else:
+            data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            content_type = "application/json"
+        if not any(name.lower() == "content-type" for name in headers):
+            headers = {"Content-Type": content_type, **headers}
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, str(value))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a fake Wootric API filled with generated data.")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--end-users", type=int, default=300)
+    parser.add_argument("--responses", type=int, default=1200)
+    parser.add_argument("--declines", type=int, default=200)
+    parser.add_argument("--years", type=float, default=3, help="span of the data, ending one hour ago")
+    parser.add_argument("--token-ttl", type=int, default=7200, help="access token lifetime in seconds")
+    args = parser.parse_args(argv)
+
+    fake = FakeWootric(seed=args.seed, token_ttl=args.token_ttl)
+    end = utc_now() - timedelta(hours=1)
+    start = end - timedelta(days=365.25 * args.years)
+    # End users first, so that responses and declines point at existing users.
+    for stream, count in (("end_users", args.end_users), ("responses", args.responses), ("declines", args.declines)):
+        fake.generate(stream, count, start, end)
+
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    fake.start(args.port)
+    print(json.dumps({"api_url": fake.api_url, "oauth_url": fake.oauth_url, "client_id": fake.client_id,
+                      "client_secret": fake.client_secret}), flush=True)
+    # A timed wait keeps the main thread responsive to signals on every platform.
+    while not stopping.wait(0.5):
+        pass
+    fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
