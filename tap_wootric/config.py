@@ -22,9 +22,6 @@ DEFAULT_CXI_API_URL = "https://cxi-api.wootric.com/v1"
 DEFAULT_REQUEST_TIMEOUT = 300.0
 DEFAULT_LOOKBACK_DAYS = 30
 
-# Keys whose values must never reach a log line.
-SECRET_KEYS = ("client_secret", "password")
-
 
 @dataclass(frozen=True)
 class TapConfig:

@@ -19,7 +19,6 @@ class StreamSpec:
     scan_field: str
     filter_param: str
     selected_by_default: bool = True
-    description: str = ""
 
     @property
     def uses_lookback(self) -> bool:
@@ -34,7 +33,6 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="updated_at",
         filter_param="updated",
-        description="People who can be surveyed, with their properties and last response.",
     ),
     StreamSpec(
         name="responses",
@@ -43,7 +41,6 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="created_at",
         filter_param="created",
-        description="Survey answers: score, comment, tags, notes and the end user's properties at the time.",
     ),
     StreamSpec(
         name="declines",
@@ -52,7 +49,6 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="created_at",
         filter_param="created",
-        description="Surveys the end user dismissed without answering.",
     ),
 )
 

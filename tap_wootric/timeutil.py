@@ -41,14 +41,7 @@ def to_epoch_seconds(value: Any) -> int:
         raise UnparseableTime(f"not a time: {type(value).__name__}")
     match = _API_FORMAT.match(value)
     if match:
-        year, month, day, hour, minute, second, _fraction, sign, off_h, off_m, _zulu = match.groups()
-        local = calendar.timegm(
-            (int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0)
-        )
-        if sign:
-            offset = int(off_h) * 3600 + int(off_m) * 60
-            return local - offset if sign == "+" else local + offset
-        return local
+        return _epoch_of(match)
     try:
         parsed = dateutil.parser.parse(value)
     except (ValueError, OverflowError) as exc:
@@ -56,6 +49,15 @@ def to_epoch_seconds(value: Any) -> int:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return calendar.timegm(parsed.utctimetuple())
+
+
+def _epoch_of(match: re.Match[str]) -> int:
+    year, month, day, hour, minute, second, _fraction, sign, off_h, off_m, _zulu = match.groups()
+    local = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0))
+    if sign:
+        offset = int(off_h) * 3600 + int(off_m) * 60
+        return local - offset if sign == "+" else local + offset
+    return local
 
 
 def whole_second_rfc3339(value: Any) -> Optional[str]:
@@ -67,7 +69,7 @@ def whole_second_rfc3339(value: Any) -> Optional[str]:
         match = _API_FORMAT.match(value)
         if not match or match.group(7):
             return None
-        seconds = to_epoch_seconds(value)
+        seconds = _epoch_of(match)
     else:
         return None
     try:
