@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, List, Optional
 
-import singer
 from singer.catalog import Catalog
 
 from tap_wootric.client import WootricClient
@@ -19,7 +19,7 @@ from tap_wootric.state import prepare_state
 from tap_wootric.sync import sync
 from tap_wootric.version import VERSION
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger("tap_wootric")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-p", "--properties", help="Catalog file (legacy name of --catalog)")
     parser.add_argument("-d", "--discover", action="store_true", help="Print a catalog and exit")
     parser.add_argument("--dev", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help="Log at DEBUG level and show tracebacks of errors")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="Log level (default INFO, or the LOG_LEVEL environment variable)",
+    )
     parser.add_argument("--version", action="version", version=f"tap-wootric {VERSION}")
     return parser
 
@@ -56,10 +63,24 @@ def load_catalog(path: str) -> Catalog:
         raise InputFileError(f"catalog file {path} has an entry of the wrong shape ({exc})") from None
 
 
-def run(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
+def log_level(args: argparse.Namespace) -> int:
+    if args.debug:
+        return logging.DEBUG
+    name = args.log_level or os.environ.get("LOG_LEVEL", "").upper() or "INFO"
+    return logging.getLevelName(name) if isinstance(logging.getLevelName(name), int) else logging.INFO
+
+
+def time_scale() -> float:
+    """TAP_WOOTRIC_TIME_SCALE shrinks the tap's own retry waits; the fault tests use it."""
+    try:
+        return max(0.0, float(os.environ.get("TAP_WOOTRIC_TIME_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
+def run(args: argparse.Namespace) -> None:
     config = load_config(load_json_file(args.config, "config"))
-    client = WootricClient(config)
+    client = WootricClient(config, time_scale=time_scale())
 
     if args.discover:
         # The catalog needs no API call, but checking the credentials now means a bad
@@ -77,11 +98,20 @@ def run(argv: Optional[List[str]] = None) -> None:
     sync(client, config, catalog, state)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    level = log_level(args)
+    # singer-python re-reads its logging.conf (root logger at INFO) whenever it creates a metric,
+    # so the level is set on the tap's own loggers, which keep it; their lines reach the root's
+    # stderr handler all the same.
+    logging.getLogger().setLevel(level)
+    logging.getLogger("tap_wootric").setLevel(level)
+    if level <= logging.DEBUG:
+        logging.getLogger("urllib3").setLevel(level)
     try:
-        run()
+        run(args)
     except TapWootricError as exc:
-        LOGGER.critical("%s", exc)
+        LOGGER.critical("%s", exc, exc_info=level <= logging.DEBUG)
         sys.exit(1)
     except KeyboardInterrupt:
         LOGGER.critical("Interrupted")

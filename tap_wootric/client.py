@@ -7,6 +7,7 @@ never in a URL, so a logged URL is always safe to show.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from typing import Any, Callable, Dict, Optional
@@ -14,18 +15,26 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-import singer
 from singer import metrics
 
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError, AuthError, NetworkError, TapWootricError
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 # Refresh a token this long before the API would start answering 401.
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 DEFAULT_RATE_LIMIT_WAIT_SECONDS = 60.0
 MAX_RATE_LIMIT_RETRIES = 10
+
+
+# Failures of the connection or of the body in transit, as opposed to an answer.
+TRANSIENT_REQUEST_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class RetryableError(Exception):
@@ -63,6 +72,12 @@ def api_error_message(response: requests.Response) -> str:
     return str(body)[:200]
 
 
+def describe_request(path: str, params: Dict[str, Any]) -> str:
+    """`GET /responses page=2 per_page=50 ...`: what went out, safe to log (no credentials travel in URLs)."""
+    query = " ".join(f"{key}={value}" for key, value in params.items())
+    return f"GET /{path} {query}".rstrip()
+
+
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
@@ -77,9 +92,12 @@ class WootricClient:
         *,
         max_tries: int = 6,
         backoff_factor: float = 1.0,
+        time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        """`time_scale` shrinks the waits the tap chooses itself (backoff, the default 429 wait)
+        so tests need not sleep for minutes; waits the server names are kept as they are."""
         self.config = config
         self.session = requests.Session()
         self.session.headers["User-Agent"] = config.user_agent
@@ -87,6 +105,7 @@ class WootricClient:
         self.request_counts: Counter = Counter()
         self._clock = clock
         self._max_tries = max_tries
+        self._time_scale = time_scale
         self._sleep = sleep
         self._access_token: Optional[str] = None
         self._refresh_token: Optional[str] = None
@@ -96,8 +115,8 @@ class WootricClient:
             backoff.expo,
             RetryableError,
             max_tries=max_tries,
-            factor=backoff_factor,
-            max_value=60,
+            factor=backoff_factor * time_scale,
+            max_value=60 * time_scale,
             on_backoff=self._log_backoff,
             logger=None,
         )
@@ -115,10 +134,10 @@ class WootricClient:
             backoff.expo,
             RetryableError,
             max_tries=3,
-            factor=backoff_factor * 0.5,
+            factor=backoff_factor * time_scale * 0.5,
             on_backoff=self._log_backoff,
             logger=None,
-        )(self._fetch_token_once)
+        )(wait_out_rate_limit(self._fetch_token_once))
 
     # -- tokens -------------------------------------------------------------
 
@@ -136,6 +155,10 @@ class WootricClient:
             self._fetch_token_retrying()
         except RetryableError as exc:
             raise exc.final or AuthError(f"OAuth token request failed: {exc}") from None
+        except RateLimited:
+            raise AuthError(
+                f"the OAuth token request was still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
+            ) from None
 
     def _token_form(self) -> Dict[str, str]:
         if self._refresh_token:
@@ -159,11 +182,13 @@ class WootricClient:
             response = self.session.post(
                 self.config.oauth_url, data=form, params=params, timeout=self.config.request_timeout
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except TRANSIENT_REQUEST_ERRORS as exc:
             failure = self._network_failure(self.config.oauth_url, exc)
             raise RetryableError(str(failure), final=failure) from None
 
-        if response.status_code >= 500:
+        if response.status_code == 429:
+            raise RateLimited(self._rate_limit_wait(response))
+        if response.status_code >= 500 or response.status_code == 408:
             raise RetryableError(f"OAuth token request answered {response.status_code}")
         if response.status_code != 200:
             if form["grant_type"] == "refresh_token":
@@ -198,13 +223,16 @@ class WootricClient:
 
     def get(self, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
         """GET `<api_url>/<path>` and return the decoded JSON body."""
+        params = params or {}
         try:
-            return self._get_with_retries(path, params or {})
+            return self._get_with_retries(path, params)
         except RetryableError as exc:
-            raise exc.final or ApiError(f"{exc}; giving up after {self._max_tries} tries") from None
+            reason = exc.final or exc
+            raise ApiError(f"{describe_request(path, params)} failed {self._max_tries} times; last: {reason}") from None
         except RateLimited:
             raise ApiError(
-                f"GET /{path} was still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
+                f"{describe_request(path, params)} was still rate limited (429) after "
+                f"{MAX_RATE_LIMIT_RETRIES} waits"
             ) from None
 
     def _get_once(self, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
@@ -221,33 +249,27 @@ class WootricClient:
                     timeout=self.config.request_timeout,
                 )
                 timer.tags[metrics.Tag.http_status_code] = response.status_code
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except TRANSIENT_REQUEST_ERRORS as exc:
             failure = self._network_failure(url, exc)
-            raise RetryableError(f"GET /{path} failed: {failure}", final=failure) from None
+            raise RetryableError(f"{failure}", final=failure) from None
 
         status = response.status_code
-        LOGGER.info(
-            "GET /%s %s -> %d (%.2f s)",
-            path,
-            " ".join(f"{key}={value}" for key, value in params.items()),
-            status,
-            time.monotonic() - started,
-        )
+        LOGGER.info("%s -> %d (%.2f s)", describe_request(path, params), status, time.monotonic() - started)
         if status == 200:
             self._pace(response)
             try:
                 return response.json()
             except ValueError:
-                raise RetryableError(f"GET /{path} returned a body that is not valid JSON") from None
+                raise RetryableError("HTTP 200 with a body that is not valid JSON") from None
         if status == 401 and not _reauthenticated:
             LOGGER.info("GET /%s answered 401; fetching a new token and retrying once", path)
             self._access_token = None
             return self._get_once(path, params, _reauthenticated=True)
         if status == 429:
             raise RateLimited(self._rate_limit_wait(response))
-        if status >= 500:
-            raise RetryableError(f"GET /{path} answered {status}")
-        raise ApiError(f"GET /{path} failed with HTTP {status}: {api_error_message(response)}")
+        if status >= 500 or status == 408:
+            raise RetryableError(f"HTTP {status} {api_error_message(response)}".rstrip())
+        raise ApiError(f"{describe_request(path, params)} failed with HTTP {status}: {api_error_message(response)}")
 
     def _rate_limit_wait(self, response: requests.Response) -> float:
         retry_after = response.headers.get("Retry-After")
@@ -264,7 +286,7 @@ class WootricClient:
                 return max(0.0, float(reset) - self._clock() + 1.0)
             except ValueError:
                 pass
-        return DEFAULT_RATE_LIMIT_WAIT_SECONDS
+        return DEFAULT_RATE_LIMIT_WAIT_SECONDS * self._time_scale
 
     def _pace(self, response: requests.Response) -> None:
         """Sleep out an exhausted rate-limit window instead of walking into a 429."""
@@ -283,17 +305,22 @@ class WootricClient:
     # -- helpers ------------------------------------------------------------
 
     def _network_failure(self, url: str, exc: Exception) -> NetworkError:
-        reason = type(exc).__name__
         text = str(exc)
         if "Name or service not known" in text or "NameResolutionError" in text or "nodename" in text:
-            reason = "host name cannot be resolved"
-        elif "Connection refused" in text:
-            reason = "connection refused"
-        elif isinstance(exc, requests.Timeout):
-            reason = f"no answer within {self.config.request_timeout:g} s"
-        return NetworkError(f"cannot reach {_host(url)}: {reason}")
+            return NetworkError(f"cannot reach {_host(url)}: host name cannot be resolved")
+        if "Connection refused" in text:
+            return NetworkError(f"cannot reach {_host(url)}: connection refused")
+        if isinstance(exc, requests.Timeout):
+            return NetworkError(f"{_host(url)} gave no answer within {self.config.request_timeout:g} s")
+        if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+            return NetworkError(f"the answer from {_host(url)} was cut off or corrupt")
+        if "RemoteDisconnected" in text or "reset" in text.lower() or "Connection aborted" in text:
+            return NetworkError(f"{_host(url)} closed the connection without an answer")
+        return NetworkError(f"cannot reach {_host(url)}: {type(exc).__name__}")
 
     def _log_backoff(self, details: Dict[str, Any]) -> None:
+        args = details.get("args") or ()
+        what = describe_request(args[0], args[1]) if len(args) >= 2 else "OAuth token request"
         LOGGER.warning(
-            "%s; retry %d in %.1f s", details.get("exception", "request failed"), details["tries"], details["wait"]
+            "%s: %s; retry %d in %.1f s", what, details.get("exception", "failed"), details["tries"], details["wait"]
         )

@@ -9,15 +9,14 @@ The layout is singer-python's:
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict
-
-import singer
 
 from tap_wootric.errors import InputFileError
 from tap_wootric.streams import get_stream
 from tap_wootric.timeutil import parse_bookmark
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 TIME_KEYS = ("updated_at", "scan_position", "scan_signpost")
 

@@ -8,6 +8,7 @@ a few duplicates, never a gap.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,7 +17,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import singer
 from singer import metadata, metrics
 from singer.catalog import Catalog, CatalogEntry
-from singer.transform import UNIX_SECONDS_INTEGER_DATETIME_PARSING, Transformer
 
 from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
@@ -28,23 +28,13 @@ from tap_wootric.timeutil import (
     format_epoch,
     parse_bookmark,
     to_epoch_seconds,
-    whole_second_rfc3339,
 )
+from tap_wootric.transform import RecordTransformer
 
-LOGGER = singer.get_logger()
+LOGGER = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 30.0
 SECONDS_PER_DAY = 86400
-
-
-class WootricTransformer(Transformer):
-    """singer-python's Transformer with a fast path for the API's own time shapes."""
-
-    def __init__(self) -> None:
-        super().__init__(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
-
-    def _transform_datetime(self, value: Any) -> Any:
-        return whole_second_rfc3339(value) or super()._transform_datetime(value)
 
 
 # -- selection ------------------------------------------------------------------
@@ -239,12 +229,12 @@ class StreamSync:
         scanner = KeysetScanner(
             self._fetch, lambda row: self._second_of(row, spec.scan_field), stream=spec.name, logger=LOGGER
         )
-        transformer = WootricTransformer()
+        transformer = RecordTransformer(spec.name, self.schema, self.mdata)
         with metrics.record_counter(spec.name) as counter:
             for batch in scanner.scan(plan.start, plan.upper):
                 extracted_at = datetime.now(timezone.utc)
                 for row in self._emittable(batch.records, plan, progress):
-                    record = transformer.transform(row, self.schema, self.mdata)
+                    record = transformer.transform(row)
                     singer.write_record(spec.name, record, time_extracted=extracted_at)
                     counter.increment()
                     progress.records += 1
@@ -253,6 +243,9 @@ class StreamSync:
                 progress.tick()
         self._finish(plan)
         progress.finish()
+        summary = transformer.summary()
+        if summary:
+            LOGGER.warning("%s: %s", spec.name, summary)
 
     def _emittable(self, rows: List[Dict[str, Any]], plan: ScanPlan, progress: Progress) -> Iterator[Dict[str, Any]]:
         since = plan.emit_updated_since

@@ -155,7 +155,7 @@ def test_emitted_schema_drops_deselected_fields_but_keeps_automatic_ones():
 def test_fast_time_path_agrees_with_singer_python(value):
     from singer.transform import UNIX_SECONDS_INTEGER_DATETIME_PARSING, Transformer
 
-    from tap_wootric.sync import WootricTransformer
+    from tap_wootric.transform import WootricTransformer
 
     schema = {"type": "object", "properties": {"t": {"type": ["null", "string"], "format": "date-time"}}}
     reference = Transformer(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)

@@ -1,0 +1,168 @@
+"""Turning API rows into records of the catalog's schema.
+
+The API is not versioned, so a field can appear, or change type, without notice. Neither may
+stop a sync: an unknown field is dropped with one WARNING per stream and run, and a value that
+does not fit its schema goes out as null with a WARNING naming the stream, field and record id.
+Values are never logged: they can be personal data.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from singer.transform import UNIX_SECONDS_INTEGER_DATETIME_PARSING, SchemaMismatch, Transformer
+
+from tap_wootric.errors import ApiError
+from tap_wootric.timeutil import whole_second_rfc3339
+
+LOGGER = logging.getLogger(__name__)
+
+# After this many warnings about one field of one stream, the rest are only counted.
+WARNINGS_PER_FIELD = 5
+
+PathElement = Union[str, int]
+
+
+class WootricTransformer(Transformer):
+    """singer-python's Transformer with a fast path for the API's own time shapes.
+
+    Any other time shape goes through singer-python's parser, but quietly: on failure its
+    own helper logs the offending value, and the caller reports the field instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
+
+    def _transform_datetime(self, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        fast = whole_second_rfc3339(value)
+        if fast is not None:
+            return fast
+        if isinstance(value, bool):
+            return None
+        try:
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value)
+            if isinstance(value, (int, float)):
+                moment = datetime.fromtimestamp(value, timezone.utc)
+            else:
+                from singer.utils import strptime_to_utc  # imported late: only odd shapes get here
+
+                moment = strptime_to_utc(value)
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        except Exception:  # dateutil and datetime raise several unrelated types for bad input
+            return None
+
+
+def field_name(path: Sequence[PathElement]) -> str:
+    """`notes[0].created_at` for the path ['notes', 0, 'created_at']."""
+    text = ""
+    for element in path:
+        text += f"[{element}]" if isinstance(element, int) else (f".{element}" if text else str(element))
+    return text
+
+
+def _allows_null(schema: Dict[str, Any]) -> bool:
+    types = schema.get("type")
+    return "type" not in schema or types == "null" or (isinstance(types, list) and "null" in types)
+
+
+def _nullable_target(schema: Dict[str, Any], path: Sequence[PathElement]) -> Optional[Tuple[PathElement, ...]]:
+    """The deepest prefix of `path` whose schema allows null, or None if no part of it does."""
+    found: Optional[Tuple[PathElement, ...]] = None
+    current = schema
+    for depth, element in enumerate(path, start=1):
+        if isinstance(element, int):
+            current = current.get("items") or {}
+        else:
+            current = (current.get("properties") or {}).get(element)
+            if current is None:
+                break
+        if _allows_null(current):
+            found = tuple(path[:depth])
+    return found
+
+
+def _set_null(row: Dict[str, Any], path: Tuple[PathElement, ...]) -> None:
+    holder: Any = row
+    for element in path[:-1]:
+        holder = holder[element]
+    holder[path[-1]] = None
+
+
+class RecordTransformer:
+    """One stream's rows to records; counts and reports what did not fit."""
+
+    def __init__(self, stream: str, schema: Dict[str, Any], mdata: Dict) -> None:
+        self.stream = stream
+        self.schema = schema
+        self.mdata = mdata
+        self.mismatches: Counter = Counter()
+        self._transformer = WootricTransformer()
+        self._reported_unknown: set = set()
+
+    def transform(self, row: Dict[str, Any]) -> Dict[str, Any]:
+        transformer = self._transformer
+        transformer.errors = []
+        try:
+            record = transformer.transform(row, self.schema, self.mdata)
+        except SchemaMismatch:
+            record = self._salvage(row, transformer.errors)
+        if len(transformer.removed) != len(self._reported_unknown):
+            self._report_unknown(transformer.removed)
+        return record
+
+    def _salvage(self, row: Dict[str, Any], errors: List[Any]) -> Dict[str, Any]:
+        paths = [tuple(error.path) for error in errors]
+        # The Transformer reports a failed leaf and every object above it; only the leaves matter.
+        leaves = [p for p in paths if p and not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
+        record_id = row.get("id")
+        patched = copy.deepcopy(row)
+        for path in dict.fromkeys(leaves):
+            target = _nullable_target(self.schema, path)
+            name = field_name(path)
+            if target is None:
+                raise ApiError(
+                    f"{self.stream}: record id {record_id!r} has a value of the wrong type in field '{name}', "
+                    "which cannot be null; the tap cannot emit it"
+                )
+            _set_null(patched, target)
+            self._report_mismatch(name, record_id)
+        self._transformer.errors = []
+        try:
+            return self._transformer.transform(patched, self.schema, self.mdata)
+        except SchemaMismatch:
+            raise ApiError(f"{self.stream}: record id {record_id!r} does not fit the schema") from None
+
+    def _report_mismatch(self, name: str, record_id: Any) -> None:
+        self.mismatches[name] += 1
+        count = self.mismatches[name]
+        if count <= WARNINGS_PER_FIELD:
+            LOGGER.warning(
+                "%s: record id %s: field '%s' has a value that does not fit the schema; emitted as null%s",
+                self.stream,
+                record_id,
+                name,
+                " (further warnings about this field are only counted)" if count == WARNINGS_PER_FIELD else "",
+            )
+
+    def _report_unknown(self, removed: set) -> None:
+        for path in sorted(removed - self._reported_unknown):
+            LOGGER.warning(
+                "%s: field '%s' is not in the catalog's schema and is dropped (rerun discovery to pick up "
+                "fields added to the tap)",
+                self.stream,
+                path,
+            )
+        self._reported_unknown |= removed
+
+    def summary(self) -> Optional[str]:
+        if not self.mismatches:
+            return None
+        fields = ", ".join(f"{name} ({count})" for name, count in self.mismatches.most_common())
+        return f"{sum(self.mismatches.values())} values did not fit the schema and were emitted as null: {fields}"
