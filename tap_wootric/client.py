@@ -306,7 +306,8 @@ class WootricClient:
 
     def _network_failure(self, url: str, exc: Exception) -> NetworkError:
         text = str(exc)
-        if "Name or service not known" in text or "NameResolutionError" in text or "nodename" in text:
+        if any(sign in text for sign in ("NameResolutionError", "Failed to resolve", "Name or service not known",
+                                         "nodename", "name resolution")):
             return NetworkError(f"cannot reach {_host(url)}: host name cannot be resolved")
         if "Connection refused" in text:
             return NetworkError(f"cannot reach {_host(url)}: connection refused")

@@ -53,6 +53,10 @@ COMPARATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ONE_MICROSECOND = timedelta(microseconds=1)
 INTEGER = re.compile(r"-?\d+")
+TRANSPORT_FAULTS = ("reset", "slow", "truncated", "garbage")
+# Private headers that carry a transport fault from the API logic to the HTTP handler; never sent.
+FAULT_HEADER = "X-Fake-Fault"
+FAULT_SECONDS_HEADER = "X-Fake-Fault-Seconds"
 CREDENTIAL_FIELDS = ("client_id", "client_secret", "username", "password", "refresh_token")
 
 INVALID_CLIENT = ("Client authentication failed due to unknown client, no client authentication included, "
@@ -143,6 +147,10 @@ class FakeWootric:
         self.zone = ZoneInfo(account_tz)
         self.rate_limit: int | None = None
         self.window_seconds: float = 60
+        # Seconds every GET under /v1 takes before it is answered (a slow API).
+        self.latency: float = 0.0
+        # Faults served so far: (request number, kind), for tests that count retries.
+        self.faults_served: list[tuple[int, str | int]] = []
 
         self.requests: list[dict[str, Any]] = []
         self.tokens_issued: list[str] = []
@@ -157,7 +165,8 @@ class FakeWootric:
         self._access_tokens: dict[str, float] = {}  # token -> epoch when it stops working
         self._refresh_tokens: set[str] = set()
         self._hooks: dict[int, list[Callable[[FakeWootric], Any]]] = {}
-        self._failures: dict[int, tuple[int, Body, dict[str, str]]] = {}
+        self._failures: dict[int, tuple[int | str, Body, dict[str, str]]] = {}
+        self._chaos: tuple[float, tuple[int | str, ...], random.Random] | None = None
         self._rate_windows: dict[str, tuple[int, int]] = {}  # path -> (window number, requests used)
         self._lock = threading.RLock()
         self._server: _Server | None = None
@@ -233,6 +242,13 @@ class FakeWootric:
             for key, value in changes.items():
                 record[key] = to_utc(value) if isinstance(value, datetime) else copy.deepcopy(value)
             record["updated_at"] = utc_now() if at is None else to_utc(at)
+
+    def corrupt(self, stream: str, record_id: int, **fields: Any) -> None:
+        """Set raw values, unknown fields and wrong types included, as an unannounced API change would;
+        ``updated_at`` is left alone. Datetime values are rendered like the API's own."""
+        self._check_stream(stream)
+        with self._lock:
+            self._record(stream, record_id).update(copy.deepcopy(fields))
 
     def create(self, stream: str, *, at: datetime | float | None = None) -> int:
         """Add one record created and updated at ``at`` (default: now); returns its id."""
@@ -422,6 +438,25 @@ class FakeWootric:
         with self._lock:
             self._failures[n] = (status, body, dict(headers or {}))
 
+    def fault(self, n: int, kind: str, seconds: float = 2.0) -> None:
+        """Break the n-th (1-based) GET under /v1 at the transport level instead of with a status.
+
+        ``reset``: close the connection without a reply. ``slow``: answer after ``seconds``.
+        ``truncated``: send half the body under the full Content-Length, then close.
+        ``garbage``: a 200 whose body is an HTML page, not JSON.
+        """
+        if kind not in TRANSPORT_FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; expected one of {TRANSPORT_FAULTS}")
+        with self._lock:
+            self._failures[n] = (kind, None, {FAULT_HEADER: kind, FAULT_SECONDS_HEADER: str(seconds)})
+
+    def chaos(self, rate: float, kinds: tuple[int | str, ...] = (500, 502, 503, 504, "reset", "truncated",
+                                                                    "garbage"), *, seed: int = 0) -> None:
+        """From now on, break each GET under /v1 with probability ``rate``, by a kind drawn from ``kinds``
+        (a status code or a transport fault); seeded, so a failing run can be replayed."""
+        with self._lock:
+            self._chaos = (rate, tuple(kinds), random.Random(seed)) if rate > 0 else None
+
     def list_requests(self, stream: str | None = None) -> list[dict[str, Any]]:
         """Logged ``GET /v1/<stream>`` list requests, for one stream or all three."""
         if stream is not None:
@@ -548,11 +583,30 @@ class FakeWootric:
         # Outside the lock: actions call back into the fake, and other requests may be in flight.
         for action in actions:
             action(self)
+        if self.latency:
+            time.sleep(self.latency)
         with self._lock:
             allowed, limit_headers = self._spend_rate_budget(path)
             failure = self._failures.pop(number, None)
+            if failure is None and self._chaos is not None:
+                rate, kinds, rng = self._chaos
+                if rng.random() < rate:
+                    kind = rng.choice(kinds)
+                    failure = ((kind, None, {FAULT_HEADER: kind, FAULT_SECONDS_HEADER: "2"}) if isinstance(kind, str)
+                               else (kind, error_list("server_error", f"injected failure: {kind}"), {}))
+            if failure is not None:
+                self.faults_served.append((number, failure[0]))
         if failure is not None:
             status, body, extra = failure
+            if isinstance(status, str):
+                # Transport faults break a real answer, so serve it first.
+                if not self._authorised(authorization):
+                    return 401, error_list("unauthorized", "Your access token is wrong"), limit_headers
+                kind = status
+                status, body = self._route(path, query, number)
+                if kind == "garbage":
+                    status, body = 200, "<html><body><h1>Service Unavailable</h1></body></html>"
+                    extra = {**extra, "Content-Type": "text/html"}
             return status, body, {**limit_headers, **extra}
         if not allowed:
             return 429, error_list("too_many_requests", "Rate limit exceeded. Try again later."), limit_headers
@@ -773,6 +827,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload, headers)
 
     def _send(self, status: int, payload: Body, headers: dict[str, str]) -> None:
+        fault = headers.pop(FAULT_HEADER, None)
+        seconds = float(headers.pop(FAULT_SECONDS_HEADER, "0") or 0)
+        if fault == "reset":
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if fault == "slow":
+            time.sleep(seconds)
         if isinstance(payload, (bytes, str)):
             data = payload.encode("utf-8") if isinstance(payload, str) else payload
             content_type = "text/plain; charset=utf-8"
@@ -787,6 +850,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, str(value))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if fault == "truncated":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.wfile.write(data)
 
 

@@ -8,14 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import jsonschema
 import pytest
-from conftest import NOW, YEARS_AGO, select
-
-STREAMS = ("end_users", "responses", "declines")
-
-
-def seed(fake, counts=(120, 300, 80)):
-    for stream, count in zip(STREAMS, counts):
-        fake.generate(stream, count, YEARS_AGO, NOW - timedelta(hours=2))
+from conftest import NOW, STREAMS, YEARS_AGO, seed, select
 
 
 def utc_second(value: datetime) -> str:

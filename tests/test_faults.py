@@ -1,0 +1,170 @@
+"""Faults the tap rides through: it exits 0 and emits every record, whatever the API throws at it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import STREAMS, seed
+
+
+def records_match_source(run, fake, streams=STREAMS):
+    for stream in streams:
+        ids = run.ids(stream)
+        assert set(ids) == {r["id"] for r in fake.records(stream)}, stream
+
+
+def api_requests(fake):
+    return [r for r in fake.requests if r["path"].startswith("/v1/")]
+
+
+def retry_warnings(run):
+    return [line for line in run.stderr.splitlines() if line.startswith("WARNING") and "; retry " in line]
+
+
+def gap_after(fake, status):
+    """Seconds between the first API answer with `status` and the request after it."""
+    requests = api_requests(fake)
+    index = next(i for i, r in enumerate(requests) if r["status"] == status)
+    return requests[index + 1]["time"] - requests[index]["time"]
+
+
+def test_429_with_retry_after_waits_that_long(fake, tap):
+    seed(fake, (60, 60, 60))
+    fake.fail(2, 429, headers={"Retry-After": "1"})
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    assert 1.0 <= gap_after(fake, 429) < 3
+    assert sum(r["status"] == 429 for r in fake.requests) == 1
+
+
+def test_429_with_rate_limit_reset_waits_until_the_reset_second(fake, tap):
+    seed(fake, (60, 60, 60))
+    reset_at = {}
+
+    def limit(server):
+        reset_at["epoch"] = int(time.time()) + 2
+        server.fail(server.api_request_count + 1, 429, headers={"X-Rate-Limit-Reset": str(reset_at["epoch"]),
+                                                                 "X-Rate-Limit-Remaining": "0"})
+
+    fake.on_request(2, limit)
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    retried = next(r for r in api_requests(fake)[3:] if r["status"] == 200)
+    assert retried["time"] >= reset_at["epoch"]
+
+
+def test_429_without_headers_waits_the_default_minute_scaled_for_tests(fake, tap):
+    # The tests run the tap with TAP_WOOTRIC_TIME_SCALE=0.01: the default 60 s becomes 0.6 s.
+    seed(fake, (60, 60, 60))
+    fake.fail(3, 429)
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    assert 0.55 <= gap_after(fake, 429) < 3
+
+
+def test_pacing_on_rate_limit_remaining_provokes_no_429(fake, tap):
+    seed(fake, (300, 300, 150))
+    fake.rate_limit = 4
+    fake.window_seconds = 1
+    started = time.time()
+    run = tap.run(fake.config())
+    elapsed = time.time() - started
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    assert [r for r in fake.requests if r["status"] == 429] == []
+    busiest = max(len(fake.list_requests(stream)) for stream in STREAMS)
+    # The budget forces the pauses: the busiest endpoint needs at least this many windows.
+    assert elapsed >= (busiest - 1) // 4
+    assert "pausing" in run.stderr
+
+
+@pytest.mark.parametrize("fault", [500, 502, 503, 504, "reset", "slow", "truncated", "garbage"])
+def test_server_and_network_errors_are_retried_with_backoff(fake, tap, fault):
+    seed(fake, (90, 130, 60))
+    for n in (2, 6):
+        if isinstance(fault, int):
+            fake.fail(n, fault)
+        else:
+            fake.fault(n, fault, seconds=1.5)
+    config = fake.config(request_timeout=0.5)
+    faulty = tap.run(config)
+    assert faulty.returncode == 0, faulty.stderr
+    records_match_source(faulty, fake)
+    faulty_requests = fake.api_request_count
+
+    clean = tap.run(config)
+    assert clean.returncode == 0, clean.stderr
+    # Each fault cost exactly one extra request, and each retry was logged.
+    assert faulty_requests - (fake.api_request_count - faulty_requests) == 2
+    assert len(retry_warnings(faulty)) == 2
+    assert retry_warnings(clean) == []
+
+
+def test_random_faults_across_a_whole_sync_lose_nothing(fake, tap):
+    seed(fake, (400, 700, 300))
+    fake.chaos(0.2, seed=5)
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    assert len(fake.faults_served) >= 5
+    assert len(retry_warnings(run)) == len(fake.faults_served)
+
+
+def test_server_errors_that_never_end_fail_the_run_naming_the_request(fake, tap):
+    seed(fake, (60, 60, 60))
+    for n in range(2, 12):
+        fake.fail(n, 503)
+    run = tap.run(fake.config())
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("CRITICAL GET /end_users page=")
+    assert "failed 6 times" in last and "HTTP 503" in last
+    assert len(retry_warnings(run)) == 5
+    assert "Traceback" not in run.stderr
+
+
+def test_401_after_token_expiry_gets_one_new_token_and_a_retry(fake, tap):
+    seed(fake, (100, 100, 100))
+    fake.on_request(3, lambda server: server.expire_tokens())
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    unauthorised = [i for i, r in enumerate(fake.requests) if r["status"] == 401]
+    assert len(unauthorised) == 1
+    after = fake.requests[unauthorised[0] + 1:unauthorised[0] + 3]
+    assert [r["path"] for r in after] == ["/oauth/token", fake.requests[unauthorised[0]]["path"]]
+    assert after[1]["params"] == fake.requests[unauthorised[0]]["params"]
+    assert len(fake.tokens_issued) == 2
+
+
+def test_sync_longer_than_the_token_life_refreshes_before_expiry(fake, tap):
+    fake.token_ttl = 5
+    fake.latency = 0.12
+    seed(fake, (900, 900, 450))
+    started = time.time()
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    assert time.time() - started > 6
+    # Refreshed shortly before expires_in ran out, so the API never had to refuse a token.
+    assert [r for r in fake.requests if r["status"] == 401] == []
+    assert len(fake.tokens_issued) >= 2
+
+
+def test_password_grant_token_is_refreshed_with_the_refresh_token(fake, tap):
+    fake.token_ttl = 2
+    fake.latency = 0.1
+    seed(fake, (600, 600, 0))
+    config = fake.config(username=fake.username, password=fake.password)
+    del config["client_id"], config["client_secret"]
+    run = tap.run(config)
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake, ("end_users", "responses"))
+    grants = [line for line in run.stderr.splitlines() if "Authenticated with Wootric" in line]
+    assert "password grant" in grants[0]
+    assert any("refresh_token grant" in line for line in grants[1:])
+    assert len(fake.refresh_tokens_issued) >= 2
