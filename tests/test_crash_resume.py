@@ -1,0 +1,206 @@
+"""Crashes: the tap is killed or hits a fatal error, then a rerun from its last STATE loses nothing.
+
+What a target keeps of a killed run is what came before the last STATE it saw, so only those
+records count for the first run; the rerun must supply everything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from conftest import NOW, STREAMS, TapRunner, parse_messages
+from fake_wootric import FakeWootric
+
+# Fixed instants, so that every scenario's fake holds the very same data.
+DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
+DATA_START = DATA_END - timedelta(days=3 * 365)
+BURST_SECOND = DATA_END - timedelta(days=200)
+
+
+def build_fake() -> FakeWootric:
+    fake = FakeWootric(seed=29)
+    fake.generate("end_users", 260, DATA_START, DATA_END)
+    fake.generate("responses", 380, DATA_START, DATA_END)
+    fake.add_burst("responses", BURST_SECOND, 130)  # a dense second: the pager's hardest path
+    fake.generate("declines", 160, DATA_START, DATA_END)
+    return fake.start()
+
+
+def kept_by_target(messages):
+    """Records up to the last STATE, and that STATE (None when there was none)."""
+    last = max((i for i, m in enumerate(messages) if m["type"] == "STATE"), default=None)
+    if last is None:
+        return [], None
+    return [m for m in messages[:last] if m["type"] == "RECORD"], messages[last]["value"]
+
+
+def ids_by_stream(records_messages):
+    found = {stream: set() for stream in STREAMS}
+    for message in records_messages:
+        found[message["stream"]].add(message["record"]["id"])
+    return found
+
+
+@pytest.fixture(scope="module")
+def request_plan(tmp_path_factory):
+    """Which API request numbers belong to each stream in an undisturbed sync."""
+    fake = build_fake()
+    try:
+        run = TapRunner(tmp_path_factory.mktemp("plan")).run(fake.config())
+        assert run.returncode == 0, run.stderr
+        numbers = {stream: [] for stream in STREAMS}
+        api = [r for r in fake.requests if r["path"].startswith("/v1/")]
+        for number, entry in enumerate(api, start=1):
+            numbers[entry["path"].rsplit("/", 1)[1]].append(number)
+        return numbers
+    finally:
+        fake.stop()
+
+
+def kill_points():
+    points = []
+    for stream in STREAMS:
+        # Mid-page: the tap is waiting for the n-th request of the stream when it dies.
+        for which in ("first", "second", "middle", "last"):
+            points.append((stream, "request", which))
+        # Right after a STATE inside the stream, and right after the stream's last STATE
+        # (between streams).
+        points.append((stream, "state", "inside"))
+        points.append((stream, "state", "end"))
+    return points
+
+
+def pick(numbers, which):
+    return {"first": numbers[0], "second": numbers[min(1, len(numbers) - 1)],
+            "middle": numbers[len(numbers) // 2], "last": numbers[-1]}[which]
+
+
+def sigkill(proc):
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGKILL)
+
+
+def run_killed_after_state(tap, fake, stream, where):
+    """Start a sync and SIGKILL it as soon as it has printed the chosen STATE line."""
+    proc = tap.start(fake.config())
+    lines = []
+    seen_stream_states = 0
+    killed = False
+    for line in proc.stdout:
+        lines.append(line)
+        message = parse_messages(line)[0] if line.endswith("\n") else None
+        if killed or message is None or message["type"] != "STATE":
+            continue
+        value = message["value"]
+        in_stream = value.get("currently_syncing") == stream and stream in value.get("bookmarks", {})
+        finished_stream = (where == "end" and stream in value.get("bookmarks", {})
+                           and value.get("currently_syncing") != stream
+                           and "scan_position" not in value["bookmarks"][stream])
+        if in_stream:
+            seen_stream_states += 1
+        if (where == "inside" and in_stream and seen_stream_states == 2) or finished_stream:
+            sigkill(proc)
+            killed = True
+    stderr = proc.stderr.read()
+    proc.wait()
+    tap.outputs += ["".join(lines), stderr]
+    assert killed, f"the sync never printed the STATE to kill at ({stream}, {where})"
+    return proc.returncode, parse_messages("".join(lines))
+
+
+def run_killed_at_request(tap, fake, number):
+    holder = {}
+    fake.on_request(number, lambda server: sigkill(holder["proc"]))
+    holder["proc"] = tap.start(fake.config())
+    first = tap.finish(holder["proc"])
+    return first.returncode, first.messages
+
+
+@pytest.mark.parametrize("stream, kind, where", kill_points())
+def test_sigkill_then_resume_loses_nothing(tap, request_plan, stream, kind, where):
+    fake = build_fake()
+    try:
+        if kind == "request":
+            returncode, messages = run_killed_at_request(tap, fake, pick(request_plan[stream], where))
+        else:
+            returncode, messages = run_killed_after_state(tap, fake, stream, where)
+        assert returncode == -signal.SIGKILL
+        kept, state = kept_by_target(messages)
+        resumed = tap.run(fake.config(), state=state)
+        assert resumed.returncode == 0, resumed.stderr
+        emitted = ids_by_stream(kept)
+        for name, found in ids_by_stream(m for m in resumed.messages if m["type"] == "RECORD").items():
+            emitted[name] |= found
+        for name in STREAMS:
+            truth = {r["id"] for r in fake.records(name)}
+            assert truth - emitted[name] == set(), f"{len(truth - emitted[name])} {name} records lost"
+        if kept:
+            # The rerun resumed from the state instead of starting over.
+            total = sum(len(fake.records(name)) for name in STREAMS)
+            assert len(resumed.records()) < total
+    finally:
+        fake.stop()
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_fatal_api_error_then_resume_loses_nothing(tap, request_plan, stream):
+    fake = build_fake()
+    try:
+        number = pick(request_plan[stream], "middle")
+        fake.fail(number, 404)
+        first = tap.run(fake.config())
+        assert first.returncode == 1
+        last = first.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"CRITICAL GET /{stream} page=") and "HTTP 404" in last
+        assert "Traceback" not in first.stderr
+        kept, state = kept_by_target(first.messages)
+        resumed = tap.run(fake.config(), state=state)
+        assert resumed.returncode == 0, resumed.stderr
+        emitted = ids_by_stream(kept + resumed.record_messages("end_users") + resumed.record_messages("responses")
+                                + resumed.record_messages("declines"))
+        for name in STREAMS:
+            assert {r["id"] for r in fake.records(name)} <= emitted[name], name
+    finally:
+        fake.stop()
+
+
+def test_kill_during_an_incremental_run_keeps_every_edit(tap):
+    fake = build_fake()
+    try:
+        recent = fake.generate("responses", 60, NOW - timedelta(days=25), NOW - timedelta(hours=1))
+        first = tap.run(fake.config())
+        assert first.returncode == 0, first.stderr
+        edited = {"end_users": [r["id"] for r in fake.records("end_users")[::9]],
+                  "responses": recent[::12]}
+        for record_id in edited["end_users"]:
+            fake.update("end_users", record_id, external_id=f"edited-{record_id}")
+        for record_id in edited["responses"]:
+            fake.update("responses", record_id, score=0)
+        new_decline = fake.create("declines")
+
+        count_before = fake.api_request_count
+        holder = {}
+        # Die in the middle of the responses rescan.
+        fake.on_request(count_before + 3, lambda server: sigkill(holder["proc"]))
+        holder["proc"] = tap.start(fake.config(), state=first.final_state)
+        second = tap.finish(holder["proc"])
+        assert second.returncode == -signal.SIGKILL
+        kept, state = kept_by_target(second.messages)
+        assert "scan_position" in state["bookmarks"]["responses"], "the kill was meant to land mid-rescan"
+        third = tap.run(fake.config(), state=state)
+        assert third.returncode == 0, third.stderr
+
+        latest = {}
+        for message in kept + [m for m in third.messages if m["type"] == "RECORD"]:
+            latest[(message["stream"], message["record"]["id"])] = message["record"]
+        for record_id in edited["end_users"]:
+            assert latest[("end_users", record_id)]["external_id"] == f"edited-{record_id}"
+        for record_id in edited["responses"]:
+            assert latest[("responses", record_id)]["score"] == 0
+        assert ("declines", new_decline) in latest
+    finally:
+        fake.stop()
