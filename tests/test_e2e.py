@@ -283,18 +283,3 @@ def test_token_expiring_mid_sync_is_renewed(fake, tap):
     assert result.returncode == 0, result.stderr
     assert len(result.records()) == 450
     assert len([r for r in fake.requests if r["path"] == "/oauth/token"]) >= 2
-
-
-def test_a_server_error_is_retried_and_a_bad_request_fails_loudly(fake, tap):
-    seed(fake, (60, 60, 60))
-    fake.fail(2, 503)
-    ok = tap.run(fake.config())
-    assert ok.returncode == 0, ok.stderr
-    assert len(ok.records()) == 180
-    fake.fail(fake.api_request_count + 2, 400, {"type": "error_list", "errors": [
-        {"status": "bad_request", "message": "page does not have a valid value", "field": "page"}]})
-    bad = tap.run(fake.config())
-    assert bad.returncode == 1
-    last_line = bad.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("CRITICAL") and "page does not have a valid value" in last_line
-    assert "Traceback" not in bad.stderr
