@@ -26,6 +26,7 @@ LOGGER = logging.getLogger(__name__)
 TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 DEFAULT_RATE_LIMIT_WAIT_SECONDS = 60.0
 MAX_RATE_LIMIT_RETRIES = 10
+RESET_MARGIN_SECONDS = 1.0
 
 
 # Failures of the connection or of the body in transit, as opposed to an answer.
@@ -110,6 +111,7 @@ class WootricClient:
         self._access_token: Optional[str] = None
         self._refresh_token: Optional[str] = None
         self._token_expires_at = 0.0
+        self._budget_resets: Dict[str, float] = {}  # path -> epoch when its exhausted budget resets
 
         retry_transient = backoff.on_exception(
             backoff.expo,
@@ -237,6 +239,7 @@ class WootricClient:
 
     def _get_once(self, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
         url = f"{self.config.api_url}/{path}"
+        self._wait_for_budget(path)
         token = self._ensure_token()
         self.request_counts[path] += 1
         started = time.monotonic()
@@ -256,7 +259,7 @@ class WootricClient:
         status = response.status_code
         LOGGER.info("%s -> %d (%.2f s)", describe_request(path, params), status, time.monotonic() - started)
         if status == 200:
-            self._pace(response)
+            self._note_budget(path, response)
             try:
                 return response.json()
             except ValueError:
@@ -282,14 +285,14 @@ class WootricClient:
         if reset:
             try:
                 # The reset value is an epoch second, not a duration; the extra second
-                # covers its truncation.
-                return max(0.0, float(reset) - self._clock() + 1.0)
+                # covers its truncation and a client clock a little ahead of the server's.
+                return max(0.0, float(reset) - self._clock() + RESET_MARGIN_SECONDS * self._time_scale)
             except ValueError:
                 pass
         return DEFAULT_RATE_LIMIT_WAIT_SECONDS * self._time_scale
 
-    def _pace(self, response: requests.Response) -> None:
-        """Sleep out an exhausted rate-limit window instead of walking into a 429."""
+    def _note_budget(self, path: str, response: requests.Response) -> None:
+        """Remember when an endpoint's rate-limit budget is used up (limits are per endpoint)."""
         remaining = response.headers.get("X-Rate-Limit-Remaining")
         if remaining is None:
             return
@@ -298,8 +301,17 @@ class WootricClient:
         except ValueError:
             return
         if exhausted:
-            wait = self._rate_limit_wait(response)
-            LOGGER.info("Rate-limit budget used up; pausing %.1f s until it resets", wait)
+            self._budget_resets[path] = self._clock() + self._rate_limit_wait(response)
+
+    def _wait_for_budget(self, path: str) -> None:
+        """Sleep out an exhausted window before the endpoint's next request instead of walking into a 429;
+        other endpoints, with budgets of their own, go on at once."""
+        reset_at = self._budget_resets.pop(path, None)
+        if reset_at is None:
+            return
+        wait = reset_at - self._clock()
+        if wait > 0:
+            LOGGER.info("Rate-limit budget of /%s used up; pausing %.1f s until it resets", path, wait)
             self._sleep(wait)
 
     # -- helpers ------------------------------------------------------------

@@ -18,6 +18,7 @@ In tests it runs in a daemon thread (``with FakeWootric(seed=3) as fake: ...``);
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import copy
 import json
@@ -149,6 +150,8 @@ class FakeWootric:
         self.window_seconds: float = 60
         # Seconds every GET under /v1 takes before it is answered (a slow API).
         self.latency: float = 0.0
+        # Serve time-range queries from sorted indexes (False: filter and sort every row, the reference path).
+        self.indexed = True
         # Faults served so far: (request number, kind), for tests that count retries.
         self.faults_served: list[tuple[int, str | int]] = []
 
@@ -169,6 +172,9 @@ class FakeWootric:
         self._chaos: tuple[float, tuple[int | str, ...], random.Random] | None = None
         self._rate_windows: dict[str, tuple[int, int]] = {}  # path -> (window number, requests used)
         self._lock = threading.RLock()
+        # (stream, field) -> (keys, rows) sorted by (field, id); dropped whenever the stream's data changes.
+        self._indexes: dict[tuple[str, str], tuple[list[datetime], list[dict[str, Any]]]] = {}
+        self._user_ids: list[int] = []  # end user ids in insertion order, for fast random picks
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -242,6 +248,7 @@ class FakeWootric:
             for key, value in changes.items():
                 record[key] = to_utc(value) if isinstance(value, datetime) else copy.deepcopy(value)
             record["updated_at"] = utc_now() if at is None else to_utc(at)
+            self._changed(stream)
 
     def corrupt(self, stream: str, record_id: int, **fields: Any) -> None:
         """Set raw values, unknown fields and wrong types included, as an unannounced API change would;
@@ -249,6 +256,7 @@ class FakeWootric:
         self._check_stream(stream)
         with self._lock:
             self._record(stream, record_id).update(copy.deepcopy(fields))
+            self._changed(stream)
 
     def create(self, stream: str, *, at: datetime | float | None = None) -> int:
         """Add one record created and updated at ``at`` (default: now); returns its id."""
@@ -262,12 +270,26 @@ class FakeWootric:
         with self._lock:
             self._record(stream, record_id)
             del self._data[stream][record_id]
+            self._changed(stream)
+            if stream == "end_users":
+                self._user_ids.remove(record_id)
 
     def records(self, stream: str) -> list[dict[str, Any]]:
         """Deep copies of the stored records (UTC datetimes with microseconds), sorted by id."""
         self._check_stream(stream)
         with self._lock:
             return [copy.deepcopy(self._data[stream][key]) for key in sorted(self._data[stream])]
+
+    def ids(self, stream: str) -> set[int]:
+        """Ids of the stored records (cheap, unlike records())."""
+        self._check_stream(stream)
+        with self._lock:
+            return set(self._data[stream])
+
+    def clear_log(self) -> None:
+        """Forget the request log (the data, tokens and request numbering stay)."""
+        with self._lock:
+            self.requests = []
 
     def expire_tokens(self) -> None:
         """Make every access token issued so far stop working, as if its lifetime had run out."""
@@ -289,7 +311,21 @@ class FakeWootric:
         record_id = self._last_id[stream]
         builder = {"end_users": self._end_user, "responses": self._response, "declines": self._decline}[stream]
         self._data[stream][record_id] = builder(record_id, created, updated)
+        self._changed(stream)
+        if stream == "end_users":
+            self._user_ids.append(record_id)
         return record_id
+
+    def _changed(self, stream: str) -> None:
+        for key in [key for key in self._indexes if key[0] == stream]:
+            del self._indexes[key]
+
+    def _index(self, stream: str, field: str) -> tuple[list[datetime], list[dict[str, Any]]]:
+        key = (stream, field)
+        if key not in self._indexes:
+            rows = sorted(self._data[stream].values(), key=lambda row: (row[field], row["id"]))
+            self._indexes[key] = ([row[field] for row in rows], rows)
+        return self._indexes[key]
 
     # Every draw below comes from self._rng in a fixed order, so one seed always yields the same data.
 
@@ -358,7 +394,7 @@ class FakeWootric:
         """Fields shared by responses and declines; the end user's data is copied as it was at that time."""
         rnd = self._rng
         users = self._data["end_users"]
-        user = users[rnd.choice(list(users))] if users else None
+        user = users[rnd.choice(self._user_ids)] if users else None
         return {
             "end_user_id": user["id"] if user else rnd.randint(1, 10**8),
             "survey_id": rnd.randint(731240, 731249),
@@ -695,12 +731,41 @@ class FakeWootric:
             return 400, {"type": "error_list", "errors": errors}
         assert page is not None and per_page is not None
         with self._lock:
+            if (self.indexed and not self.shuffle_ties and end_user_id is None and sort_key in ("created_at", "updated_at")
+                    and all(field == sort_key for field, _, _ in filters)):
+                page_rows = self._indexed_page(stream, sort_key, filters, sort_order == "desc", page, per_page)
+                return 200, [self.render(row) for row in page_rows]
             # Comparing the stored microsecond times is what makes created[gt]=T return rows shown as T.
             rows = [row for row in self._data[stream].values()
                     if (end_user_id is None or row["end_user_id"] == end_user_id)
                     and all(compare(row[field], value) for field, compare, value in filters)]
             rows = self._sorted(rows, sort_key, descending=sort_order == "desc", request_number=number)
             return 200, [self.render(row) for row in rows[(page - 1) * per_page:page * per_page]]
+
+    def _indexed_page(self, stream: str, field: str, filters: list[tuple[str, Any, Any]], descending: bool,
+                      page: int, per_page: int) -> list[dict[str, Any]]:
+        """The same page as the general path gives, by bisecting a sorted index: large datasets stay fast."""
+        keys, rows = self._index(stream, field)
+        low, high = 0, len(rows)
+        for _, compare, value in filters:
+            if compare is operator.ge:
+                low = max(low, bisect.bisect_left(keys, value))
+            elif compare is operator.gt:
+                low = max(low, bisect.bisect_right(keys, value))
+            elif compare is operator.lt:
+                high = min(high, bisect.bisect_left(keys, value))
+            elif compare is operator.le:
+                high = min(high, bisect.bisect_right(keys, value))
+            else:  # eq
+                low = max(low, bisect.bisect_left(keys, value))
+                high = min(high, bisect.bisect_right(keys, value))
+        if low >= high:
+            return []
+        skip = (page - 1) * per_page
+        if not descending:
+            return rows[low + skip:min(high, low + skip + per_page)]
+        end = high - skip
+        return rows[max(low, end - per_page):max(low, end)][::-1]
 
     def _sorted(self, rows: list[dict[str, Any]], key: str, *, descending: bool,
                 request_number: int) -> list[dict[str, Any]]:

@@ -275,3 +275,23 @@ def test_command_line_demo_serves_and_stops_quietly():
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
     assert process.returncode == 0 and out == "" and err == ""
+
+
+def test_indexed_queries_answer_exactly_as_the_reference_path():
+    import random as stdlib_random
+
+    fake = FakeWootric(seed=4)
+    start, end = datetime(2023, 1, 1, tzinfo=timezone.utc), datetime(2023, 3, 1, tzinfo=timezone.utc)
+    fake.generate("responses", 400, start, end)
+    fake.add_burst("responses", datetime(2023, 2, 1, tzinfo=timezone.utc), 120)
+    rng = stdlib_random.Random(9)
+    low, high = int(start.timestamp()), int(end.timestamp())
+    for _ in range(200):
+        query = {"page": str(rng.randint(1, 4)), "per_page": str(rng.choice((10, 50))),
+                 "sort_key": "created_at", "sort_order": rng.choice(("asc", "desc"))}
+        for op in rng.sample(("gt", "gte", "lt", "lte", "eq"), rng.randint(0, 2)):
+            query[f"created[{op}]"] = str(rng.choice((rng.randint(low, high), 1675209600)))
+        fake.indexed = True
+        indexed = fake._list("responses", query, 1)
+        fake.indexed = False
+        assert fake._list("responses", query, 1) == indexed, query
