@@ -731,7 +731,8 @@ class FakeWootric:
             return 400, {"type": "error_list", "errors": errors}
         assert page is not None and per_page is not None
         with self._lock:
-            if (self.indexed and not self.shuffle_ties and end_user_id is None and sort_key in ("created_at", "updated_at")
+            if (self.indexed and not self.shuffle_ties and end_user_id is None
+                    and sort_key in ("created_at", "updated_at")
                     and all(field == sort_key for field, _, _ in filters)):
                 page_rows = self._indexed_page(stream, sort_key, filters, sort_order == "desc", page, per_page)
                 return 200, [self.render(row) for row in page_rows]

@@ -166,3 +166,45 @@ def test_fast_time_path_agrees_with_singer_python(value):
             WootricTransformer().transform({"t": value}, schema)
         return
     assert WootricTransformer().transform({"t": value}, schema) == expected
+
+
+@pytest.mark.parametrize("deselect", [(), ("score", "tags", "end_user"), ("settings", "last_response", "email")])
+def test_compiled_transform_agrees_with_singer_python_on_api_data(deselect):
+    import copy
+    import json
+    from datetime import datetime, timezone
+
+    from fake_wootric import FakeWootric
+    from singer import metadata as singer_metadata
+
+    from tap_wootric.discover import discover
+    from tap_wootric.transform import RecordTransformer, WootricTransformer
+
+    fake = FakeWootric(seed=8)
+    start, end = datetime(2020, 3, 1, tzinfo=timezone.utc), datetime(2020, 12, 1, tzinfo=timezone.utc)
+    for stream in ("end_users", "responses", "declines"):
+        fake.generate(stream, 150, start, end)
+    edge_rows = [{"id": 1, "updated_at": "2020-03-08 01:59:59 -0800", "created_at": "", "email": "",
+                  "score": "", "survey_id": None, "tags": [], "notes": [{"any": ["thing"]}], "end_user": None,
+                  "properties": {"nested": {"a": [1, "b"]}}, "settings": {"email_nps": False}}]
+    for entry in discover().streams:
+        schema = entry.schema.to_dict()
+        mdata = singer_metadata.to_map(entry.metadata)
+        for name in deselect:
+            if ("properties", name) in mdata:
+                mdata[("properties", name)]["selected"] = False
+        shaper = RecordTransformer(entry.tap_stream_id, schema, mdata)
+        assert shaper._fast is not None, "the compiled path covers every schema the tap ships"
+        rows = [fake.render(r) for r in fake.records(entry.tap_stream_id)] + edge_rows
+        for row in rows:
+            row = {key: value for key, value in row.items() if key in schema["properties"]}
+            expected = WootricTransformer().transform(copy.deepcopy(row), schema, mdata)
+            assert json.dumps(shaper.transform(copy.deepcopy(row))) == json.dumps(expected)
+
+
+def test_null_booleans_stay_null():
+    from tap_wootric.transform import WootricTransformer
+
+    schema = {"type": "object", "properties": {"flag": {"type": ["null", "boolean"]}}}
+    for value, expected in ((None, None), ("", None), (True, True), (False, False)):
+        assert WootricTransformer().transform({"flag": value}, schema) == {"flag": expected}
