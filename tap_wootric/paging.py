@@ -28,6 +28,10 @@ MAX_REACH = MAX_PER_PAGE * MAX_PAGE
 MAX_WALK_BACKUPS = 40
 
 
+class QueryNotHonoured(ApiError):
+    """The API answered with rows outside the requested filter or out of the requested order."""
+
+
 @dataclass(frozen=True)
 class PageQuery:
     gte: int
@@ -105,12 +109,12 @@ class KeysetScanner:
         previous: Optional[int] = None
         for second, row in page:
             if second < query.gte or (query.lt is not None and second >= query.lt):
-                raise ApiError(
+                raise QueryNotHonoured(
                     f"{self._stream}: the API returned a row (id {self._id_of(row)}) outside the requested "
                     "time filter; it may have ignored the filter, so paging cannot be trusted"
                 )
             if previous is not None and (second < previous if not query.descending else second > previous):
-                raise ApiError(f"{self._stream}: the API did not return rows in the requested order")
+                raise QueryNotHonoured(f"{self._stream}: the API did not return rows in the requested order")
             previous = second
         return page
 

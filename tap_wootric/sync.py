@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -21,7 +21,7 @@ from singer.catalog import Catalog, CatalogEntry
 from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError, InputFileError
-from tap_wootric.paging import KeysetScanner, PageQuery
+from tap_wootric.paging import KeysetScanner, PageQuery, QueryNotHonoured
 from tap_wootric.streams import StreamSpec, get_stream
 from tap_wootric.timeutil import (
     UnparseableTime,
@@ -132,6 +132,8 @@ class ScanPlan:
     emit_updated_since: Optional[int]
     final_bookmark: int
     resumed: bool
+    # Rows created before this are skipped (start_date, when paging on updated_at).
+    emit_created_since: Optional[int] = None
 
 
 def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], signpost: int) -> ScanPlan:
@@ -207,8 +209,63 @@ class StreamSync:
 
     def run(self) -> None:
         spec = self.spec
+        singer.write_schema(
+            spec.name,
+            selected_schema(self.schema, self.mdata),
+            list(spec.key_properties),
+            bookmark_properties=[spec.replication_key],
+        )
         bookmark = dict((self.state.get("bookmarks") or {}).get(spec.name) or {})
-        plan = plan_scan(spec, self.config, bookmark, self.signpost)
+        if spec.uses_lookback and "scan_position" not in bookmark:
+            if self._try_updated_paging(bookmark):
+                return
+            # Undo whatever the attempt checkpointed: the lookback scan starts from the run's bookmark.
+            self.state.setdefault("bookmarks", {})[spec.name] = dict(bookmark)
+            self.write_state(self.state)
+        self._scan(plan_scan(spec, self.config, bookmark, self.signpost))
+
+    def _updated_filter_honoured(self) -> bool:
+        """One cheap request decides whether `updated[...]` works on this endpoint: ask for rows
+        updated an hour after the sync started. An API that honours the filter has none; one that
+        silently ignores it (the notes expect that) sends back its newest row."""
+        probe_from = self.signpost + 3600
+        body = self.client.get(self.spec.path, {
+            "page": 1, "per_page": 1, "sort_key": "updated_at", "sort_order": "desc", "updated[gte]": probe_from,
+        })
+        if not isinstance(body, list):
+            raise ApiError(f"GET /{self.spec.path} returned a {type(body).__name__}, not a list of records")
+        return not body
+
+    def _try_updated_paging(self, bookmark: Dict[str, Any]) -> bool:
+        """Page on updated_at if the API honours `updated[...]` here, which makes the lookback rescan
+        unnecessary and catches every edit. Each page is still judged by the timestamps it holds: a row
+        outside the filter or out of order means the filter or the sort is not honoured after all."""
+        created_spec = self.spec
+        if not self._updated_filter_honoured():
+            LOGGER.info(
+                "%s: the API ignores updated[...] on /%s; paging on %s with a %d-day lookback",
+                created_spec.name, created_spec.path, created_spec.scan_field, self.config.lookback_days,
+            )
+            return False
+        LOGGER.info("%s: the API honours updated[...] on /%s; paging on updated_at, no lookback needed",
+                    created_spec.name, created_spec.path)
+        self.spec = replace(created_spec, scan_field=created_spec.replication_key, filter_param="updated")
+        plan = plan_scan(self.spec, self.config, bookmark, self.signpost)
+        plan = replace(plan, emit_created_since=int(self.config.start_date.timestamp()))
+        try:
+            self._scan(plan)
+            return True
+        except QueryNotHonoured as exc:
+            LOGGER.warning(
+                "%s: paging on updated_at failed (%s); paging on %s with a %d-day lookback instead",
+                created_spec.name, exc, created_spec.scan_field, self.config.lookback_days,
+            )
+            return False
+        finally:
+            self.spec = created_spec
+
+    def _scan(self, plan: ScanPlan) -> None:
+        spec = self.spec
         LOGGER.info(
             "%s: %s scan of %s from %s to %s%s",
             spec.name,
@@ -218,12 +275,6 @@ class StreamSync:
             format_epoch(plan.upper),
             f", emitting rows updated since {format_epoch(plan.emit_updated_since)}"
             if plan.emit_updated_since is not None else "",
-        )
-        singer.write_schema(
-            spec.name,
-            selected_schema(self.schema, self.mdata),
-            list(spec.key_properties),
-            bookmark_properties=[spec.replication_key],
         )
         progress = Progress(spec.name, spec.path, self.client)
         scanner = KeysetScanner(
@@ -249,8 +300,12 @@ class StreamSync:
 
     def _emittable(self, rows: List[Dict[str, Any]], plan: ScanPlan, progress: Progress) -> Iterator[Dict[str, Any]]:
         since = plan.emit_updated_since
+        created_since = plan.emit_created_since
         for row in rows:
             if since is not None and self._second_of(row, self.spec.replication_key) < since:
+                progress.skipped += 1
+                continue
+            if created_since is not None and self._second_of(row, "created_at") < created_since:
                 progress.skipped += 1
                 continue
             yield row

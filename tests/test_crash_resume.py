@@ -184,8 +184,8 @@ def test_kill_during_an_incremental_run_keeps_every_edit(tap):
 
         count_before = fake.api_request_count
         holder = {}
-        # Die in the middle of the responses rescan.
-        fake.on_request(count_before + 3, lambda server: sigkill(holder["proc"]))
+        # Die in the middle of the responses rescan: end_users, the updated-filter probe, a page, then this.
+        fake.on_request(count_before + 4, lambda server: sigkill(holder["proc"]))
         holder["proc"] = tap.start(fake.config(), state=first.final_state)
         second = tap.finish(holder["proc"])
         assert second.returncode == -signal.SIGKILL

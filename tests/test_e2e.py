@@ -87,7 +87,13 @@ def test_requests_are_close_to_the_ideal_and_always_sort_explicitly(fake, tap):
     for stream, count in zip(STREAMS, (600, 1000, 300)):
         requests = fake.list_requests(stream)
         assert len(requests) <= -(-count // 50) * 1.05 + 2, (stream, len(requests))
+        probes = [r for r in requests if r["params"]["per_page"] == "1"]
+        assert len(probes) == (0 if stream == "end_users" else 1)
+        for probe in probes:  # the one-row check of whether updated[...] is honoured
+            assert probe["params"]["sort_key"] == "updated_at" and probe["params"]["sort_order"] == "desc"
         for request in requests:
+            if request in probes:
+                continue
             params = request["params"]
             assert params["per_page"] == "50"
             assert params["sort_order"] == "asc"
@@ -283,3 +289,39 @@ def test_token_expiring_mid_sync_is_renewed(fake, tap):
     assert result.returncode == 0, result.stderr
     assert len(result.records()) == 450
     assert len([r for r in fake.requests if r["path"] == "/oauth/token"]) >= 2
+
+
+
+def test_updated_filter_is_detected_and_used_when_the_api_honours_it(tap):
+    from fake_wootric import FakeWootric
+
+    fake = FakeWootric(seed=12, honour_updated_filter={"responses", "declines"}).start()
+    try:
+        seed(fake, (100, 400, 100))
+        first = tap.run(fake.config())
+        assert first.returncode == 0, first.stderr
+        assert "the API honours updated[...] on /responses" in first.stderr
+        for stream in STREAMS:
+            assert sorted(first.ids(stream)) == sorted(r["id"] for r in fake.records(stream))
+            pages = [r for r in fake.list_requests(stream) if r["params"]["per_page"] == "50"]
+            assert {r["params"]["sort_key"] for r in pages} == {"updated_at"}
+        # An edit to a response created long before the lookback window is caught.
+        old = min(fake.records("responses"), key=lambda r: r["created_at"])["id"]
+        fake.update("responses", old, score=0)
+        fake.clear_log()
+        second = tap.run(fake.config(), state=first.final_state)
+        assert second.returncode == 0, second.stderr
+        assert second.ids("responses") == [old] and second.records("responses")[0]["score"] == 0
+        for stream in STREAMS:
+            assert len(fake.list_requests(stream)) <= 2, stream
+    finally:
+        fake.stop()
+
+
+def test_ignored_updated_filter_falls_back_to_the_lookback_scan(fake, tap):
+    seed(fake, (20, 200, 50))
+    result = tap.run(fake.config())
+    assert result.returncode == 0, result.stderr
+    assert "the API ignores updated[...] on /responses; paging on created_at with a 30-day lookback" in result.stderr
+    assert sorted(result.ids("responses")) == sorted(r["id"] for r in fake.records("responses"))
+    assert len(result.ids("responses")) == 200  # the probe emitted nothing of its own
