@@ -244,19 +244,19 @@ class WootricClient:
         self.request_counts[path] += 1
         started = time.monotonic()
         try:
-            with metrics.http_request_timer(path) as timer:
-                response = self.session.get(
-                    url,
-                    params=params,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=self.config.request_timeout,
-                )
-                timer.tags[metrics.Tag.http_status_code] = response.status_code
+            response = self.session.get(
+                url,
+                params=params,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.config.request_timeout,
+            )
         except TRANSIENT_REQUEST_ERRORS as exc:
+            self._log_request_metric(path, started, None)
             failure = self._network_failure(url, exc)
             raise RetryableError(f"{failure}", final=failure) from None
 
         status = response.status_code
+        self._log_request_metric(path, started, status)
         LOGGER.info("%s -> %d (%.2f s)", describe_request(path, params), status, time.monotonic() - started)
         if status == 200:
             self._note_budget(path, response)
@@ -273,6 +273,18 @@ class WootricClient:
         if status >= 500 or status == 408:
             raise RetryableError(f"HTTP {status} {api_error_message(response)}".rstrip())
         raise ApiError(f"{describe_request(path, params)} failed with HTTP {status}: {api_error_message(response)}")
+
+    @staticmethod
+    def _log_request_metric(path: str, started: float, status: Optional[int]) -> None:
+        """singer-python's http_request_duration METRIC line. Its Timer context manager re-reads the
+        logging config (about 1 ms, and a reset of the log level) on every request, so the point is
+        logged directly."""
+        tags: Dict[str, Any] = {metrics.Tag.endpoint: path}
+        if status is not None:
+            tags[metrics.Tag.http_status_code] = status
+        tags[metrics.Tag.status] = metrics.Status.succeeded if status is not None else metrics.Status.failed
+        metrics.log(LOGGER, metrics.Point("timer", metrics.Metric.http_request_duration,
+                                          time.monotonic() - started, tags))
 
     def _rate_limit_wait(self, response: requests.Response) -> float:
         retry_after = response.headers.get("Retry-After")

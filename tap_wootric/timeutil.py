@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any, Optional, Union
 
@@ -63,6 +64,25 @@ def _epoch_of(match: re.Match[str]) -> int:
 def whole_second_rfc3339(value: Any) -> Optional[str]:
     """The API's whole-second time strings and UNIX seconds as singer-python formats date-times,
     without its general-purpose parser (the slowest step per record); None for any other shape."""
+    if (type(value) is str and len(value) == 25 and value[10] == " " and value[19] == " "
+            and value[4] == value[7] == "-" and value[13] == value[16] == ":"):
+        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value: sliced, not parsed.
+        try:
+            local = calendar.timegm((int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                                     int(value[14:16]), int(value[17:19]), 0, 0, 0))
+            offset = int(value[21:23]) * 3600 + int(value[23:25]) * 60
+        except ValueError:
+            return None
+        sign = value[20]
+        if sign == "+":
+            if not offset:
+                return f"{value[:10]}T{value[11:19]}.000000Z"
+            seconds = local - offset
+        elif sign == "-":
+            seconds = local + offset
+        else:
+            return None
+        return _format_seconds(seconds)
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
     elif isinstance(value, str):
@@ -72,10 +92,18 @@ def whole_second_rfc3339(value: Any) -> Optional[str]:
         seconds = _epoch_of(match)
     else:
         return None
+    return _format_seconds(seconds)
+
+
+def _format_seconds(seconds: int) -> Optional[str]:
     try:
-        return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        moment = time.gmtime(seconds)
     except (OverflowError, OSError, ValueError):
         return None
+    if not 1 <= moment.tm_year <= 9999:
+        return None
+    return (f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T"
+            f"{moment.tm_hour:02d}:{moment.tm_min:02d}:{moment.tm_sec:02d}.000000Z")
 
 
 def format_epoch(seconds: Union[int, float]) -> str:

@@ -175,6 +175,7 @@ class FakeWootric:
         # (stream, field) -> (keys, rows) sorted by (field, id); dropped whenever the stream's data changes.
         self._indexes: dict[tuple[str, str], tuple[list[datetime], list[dict[str, Any]]]] = {}
         self._user_ids: list[int] = []  # end user ids in insertion order, for fast random picks
+        self._json_cache: dict[tuple[str, int], str] = {}  # (stream, id) -> the rendered row as JSON
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -249,6 +250,7 @@ class FakeWootric:
                 record[key] = to_utc(value) if isinstance(value, datetime) else copy.deepcopy(value)
             record["updated_at"] = utc_now() if at is None else to_utc(at)
             self._changed(stream)
+            self._json_cache.pop((stream, record_id), None)
 
     def corrupt(self, stream: str, record_id: int, **fields: Any) -> None:
         """Set raw values, unknown fields and wrong types included, as an unannounced API change would;
@@ -257,6 +259,7 @@ class FakeWootric:
         with self._lock:
             self._record(stream, record_id).update(copy.deepcopy(fields))
             self._changed(stream)
+            self._json_cache.pop((stream, record_id), None)
 
     def create(self, stream: str, *, at: datetime | float | None = None) -> int:
         """Add one record created and updated at ``at`` (default: now); returns its id."""
@@ -271,6 +274,7 @@ class FakeWootric:
             self._record(stream, record_id)
             del self._data[stream][record_id]
             self._changed(stream)
+            self._json_cache.pop((stream, record_id), None)
             if stream == "end_users":
                 self._user_ids.remove(record_id)
 
@@ -735,13 +739,21 @@ class FakeWootric:
                     and sort_key in ("created_at", "updated_at")
                     and all(field == sort_key for field, _, _ in filters)):
                 page_rows = self._indexed_page(stream, sort_key, filters, sort_order == "desc", page, per_page)
-                return 200, [self.render(row) for row in page_rows]
+                return 200, _JsonRows(self._row_json(stream, row) for row in page_rows)
             # Comparing the stored microsecond times is what makes created[gt]=T return rows shown as T.
             rows = [row for row in self._data[stream].values()
                     if (end_user_id is None or row["end_user_id"] == end_user_id)
                     and all(compare(row[field], value) for field, compare, value in filters)]
             rows = self._sorted(rows, sort_key, descending=sort_order == "desc", request_number=number)
-            return 200, [self.render(row) for row in rows[(page - 1) * per_page:page * per_page]]
+            return 200, _JsonRows(self._row_json(stream, row) for row in rows[(page - 1) * per_page:page * per_page])
+
+    def _row_json(self, stream: str, row: dict[str, Any]) -> str:
+        """A row as the API renders it, serialised once and kept until the row changes."""
+        key = (stream, row["id"])
+        cached = self._json_cache.get(key)
+        if cached is None:
+            cached = self._json_cache[key] = json.dumps(self.render(row), ensure_ascii=False)
+        return cached
 
     def _indexed_page(self, stream: str, field: str, filters: list[tuple[str, Any, Any]], descending: bool,
                       page: int, per_page: int) -> list[dict[str, Any]]:
@@ -791,6 +803,10 @@ class FakeWootric:
         with self._lock:
             self.requests.append({"method": method, "path": path, "params": params, "status": status,
                                   "time": time.time()})
+
+
+class _JsonRows(list):
+    """Rows already serialised to JSON, sent as one array without encoding them again."""
 
 
 def _bounded_int(query: dict[str, str], name: str, default: int, high: int) -> int | None:
@@ -893,6 +909,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload, headers)
 
     def _send(self, status: int, payload: Body, headers: dict[str, str]) -> None:
+        if isinstance(payload, _JsonRows):
+            payload = ("[" + ",".join(payload) + "]").encode("utf-8")
+            headers = {"Content-Type": "application/json", **headers}
         fault = headers.pop(FAULT_HEADER, None)
         seconds = float(headers.pop(FAULT_SECONDS_HEADER, "0") or 0)
         if fault == "reset":
