@@ -150,6 +150,8 @@ class FakeWootric:
         self.window_seconds: float = 60
         # Seconds every GET under /v1 takes before it is answered (a slow API).
         self.latency: float = 0.0
+        # Streams whose sort_key=updated_at is silently ignored (created_at order instead).
+        self.ignore_updated_sort: set[str] = set()
         # Serve time-range queries from sorted indexes (False: filter and sort every row, the reference path).
         self.indexed = True
         # Faults served so far: (request number, kind), for tests that count retries.
@@ -710,6 +712,8 @@ class FakeWootric:
         sort_order = query.get("sort_order", "asc" if stream == "end_users" and not scoped else "desc")
         sort_keys = ("email", "created_at", "updated_at") if stream == "end_users" else ("created_at", "updated_at")
         sort_key = query.get("sort_key", "email" if stream == "end_users" else "created_at")
+        if sort_key == "updated_at" and stream in self.ignore_updated_sort:
+            sort_key = "created_at"  # an API that filters on updated[...] but does not sort on it
         for name, ok in (("page", page is not None), ("per_page", per_page is not None),
                          ("sort_order", sort_order in ("asc", "desc")), ("sort_key", sort_key in sort_keys)):
             if not ok:

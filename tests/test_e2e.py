@@ -325,3 +325,22 @@ def test_ignored_updated_filter_falls_back_to_the_lookback_scan(fake, tap):
     assert "the API ignores updated[...] on /responses; paging on created_at with a 30-day lookback" in result.stderr
     assert sorted(result.ids("responses")) == sorted(r["id"] for r in fake.records("responses"))
     assert len(result.ids("responses")) == 200  # the probe emitted nothing of its own
+
+
+def test_updated_paging_that_turns_out_unreliable_falls_back_without_loss(tap):
+    from fake_wootric import FakeWootric
+
+    fake = FakeWootric(seed=13, honour_updated_filter={"responses"}).start()
+    fake.ignore_updated_sort = {"responses"}
+    try:
+        seed(fake, (10, 300, 10))
+        for record in fake.records("responses")[::3]:  # updated out of creation order, never in the future
+            fake.update("responses", record["id"], at=min(record["created_at"] + timedelta(days=400), NOW))
+        catalog = select(tap.discover(fake.config()), {"responses": None})
+        run = tap.run(fake.config(), catalog=catalog)
+        assert run.returncode == 0, run.stderr
+        assert "paging on updated_at failed" in run.stderr
+        assert set(run.ids("responses")) == {r["id"] for r in fake.records("responses")}
+        assert "scan_position" not in run.final_state["bookmarks"]["responses"]
+    finally:
+        fake.stop()
