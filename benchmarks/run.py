@@ -309,7 +309,8 @@ def markdown(results: List[DatasetResult], command: str) -> str:
         "",
         "Both taps run through their command lines against the fake API in `tests/fake_wootric.py` "
         "(50 records a page, 30 pages a query, times in whole seconds). The fake runs in the benchmark's "
-        "process and answers at once, so the wall time is the tap's own work plus the fake's. "
+        "process with no simulated latency; its own work (about 1.5 ms a request) is part of the wall "
+        "time, so `tap CPU s` (the tap process's user + system time) shows the taps' own cost. "
         "`ideal` is ceil(N/50) list requests; the target is at most 1.05 x ideal + 2 per stream.",
         "",
         "## Requests and coverage (full sync)",
