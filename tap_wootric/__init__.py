@@ -7,10 +7,12 @@ import json
 import logging
 import os
 import sys
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 from singer.catalog import Catalog
 
+from tap_wootric.about import SETTINGS
+from tap_wootric.about import render as render_about
 from tap_wootric.client import WootricClient
 from tap_wootric.config import load_config
 from tap_wootric.discover import discover
@@ -24,7 +26,7 @@ LOGGER = logging.getLogger("tap_wootric")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tap-wootric", description="Singer tap for Wootric (InMoment)")
-    parser.add_argument("-c", "--config", required=True, help="Config file")
+    parser.add_argument("-c", "--config", help="Config file (required except with --about)")
     parser.add_argument("-s", "--state", help="State file")
     parser.add_argument("--catalog", help="Catalog file")
     parser.add_argument("-p", "--properties", help="Catalog file (legacy name of --catalog)")
@@ -37,8 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
         help="Log level (default INFO, or the LOG_LEVEL environment variable)",
     )
+    parser.add_argument("--about", action="store_true", help="Print the tap's name, version, capabilities and settings")
+    parser.add_argument("--format", choices=["json", "markdown"], help="Output format of --about (default json)")
     parser.add_argument("--version", action="version", version=f"tap-wootric {VERSION}")
     return parser
+
+
+def settings_from_environment(raw: Any, environ: Mapping[str, str]) -> Any:
+    """Config file values, with TAP_WOOTRIC_<SETTING> environment variables filling any setting the file
+    leaves out (how Meltano and container schedulers pass secrets)."""
+    if not isinstance(raw, dict):
+        return raw
+    merged = dict(raw)
+    for setting in SETTINGS:
+        value = environ.get(setting.env_var)
+        if value not in (None, "") and merged.get(setting.name) in (None, ""):
+            merged[setting.name] = value
+    return merged
 
 
 def load_json_file(path: str, what: str) -> Any:
@@ -79,7 +96,7 @@ def time_scale() -> float:
 
 
 def run(args: argparse.Namespace) -> None:
-    config = load_config(load_json_file(args.config, "config"))
+    config = load_config(settings_from_environment(load_json_file(args.config, "config"), os.environ))
     client = WootricClient(config, time_scale=time_scale())
 
     if args.discover:
@@ -99,7 +116,13 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.about:
+        sys.stdout.write(render_about(args.format) + "\n")
+        return
+    if not args.config:
+        parser.error("the following arguments are required: -c/--config")
     level = log_level(args)
     # singer-python re-reads its logging.conf (root logger at INFO) whenever it creates a metric,
     # so the level is set on the tap's own loggers, which keep it; their lines reach the root's

@@ -1,0 +1,52 @@
+"""Singer tools the ecosystem tests run, each in its own virtualenv under .tools/.
+
+Their dependencies conflict with singer-python 6 (and with each other), so none can share the
+tap's venv. `python tests/tools.py` installs them all; the tests install any that are missing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_DIR = ROOT / ".tools"
+# name -> (pip requirement, executable)
+TOOLS = {
+    "target-jsonl": ("target-jsonl==0.1.4", "target-jsonl"),
+    "singer-tools": ("singer-tools==0.4.1", "singer-check-tap"),
+    "target-postgres": ("meltanolabs-target-postgres==0.8.1", "target-postgres"),
+    "meltano": ("meltano==4.4.1", "meltano"),
+}
+_locks = {name: threading.Lock() for name in TOOLS}
+
+
+def ensure(name: str) -> Path:
+    """The tool's executable, installing the tool first if needed."""
+    requirement, executable = TOOLS[name]
+    venv = TOOLS_DIR / name
+    marker = venv / ".installed"
+    with _locks[name]:
+        if not marker.exists() or marker.read_text().strip() != requirement:
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                            requirement], check=True)
+            marker.write_text(requirement + "\n")
+    return venv / "bin" / executable
+
+
+def main() -> int:
+    threads = [threading.Thread(target=ensure, args=(name,)) for name in TOOLS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in TOOLS:
+        print(ensure(name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
