@@ -33,6 +33,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7",
+            "pyyaml>=5",
             "ruff>=0.4",
             "strict-rfc3339>=0.7",
         ],
