@@ -27,6 +27,8 @@ TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 DEFAULT_RATE_LIMIT_WAIT_SECONDS = 60.0
 MAX_RATE_LIMIT_RETRIES = 10
 RESET_MARGIN_SECONDS = 1.0
+# Paths on the CXI API (cxi_api_url) are written `cxi:<path>`.
+CXI_PREFIX = "cxi:"
 
 
 # Failures of the connection or of the body in transit, as opposed to an answer.
@@ -76,6 +78,8 @@ def api_error_message(response: requests.Response) -> str:
 def describe_request(path: str, params: Dict[str, Any]) -> str:
     """`GET /responses page=2 per_page=50 ...`: what went out, safe to log (no credentials travel in URLs)."""
     query = " ".join(f"{key}={value}" for key, value in params.items())
+    if path.startswith(CXI_PREFIX):
+        return f"GET CXI /{path[len(CXI_PREFIX):]} {query}".rstrip()
     return f"GET /{path} {query}".rstrip()
 
 
@@ -224,7 +228,8 @@ class WootricClient:
     # -- requests -----------------------------------------------------------
 
     def get(self, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
-        """GET `<api_url>/<path>` and return the decoded JSON body."""
+        """GET `<api_url>/<path>` (or `<cxi_api_url>/<rest>` for a path `cxi:<rest>`) and return the
+        decoded JSON body."""
         params = params or {}
         try:
             return self._get_with_retries(path, params)
@@ -238,7 +243,7 @@ class WootricClient:
             ) from None
 
     def _get_once(self, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
-        url = f"{self.config.api_url}/{path}"
+        url = self._url_of(path)
         self._wait_for_budget(path)
         token = self._ensure_token()
         self.request_counts[path] += 1
@@ -272,7 +277,8 @@ class WootricClient:
             raise RateLimited(self._rate_limit_wait(response))
         if status >= 500 or status == 408:
             raise RetryableError(f"HTTP {status} {api_error_message(response)}".rstrip())
-        raise ApiError(f"{describe_request(path, params)} failed with HTTP {status}: {api_error_message(response)}")
+        raise ApiError(f"{describe_request(path, params)} failed with HTTP {status}: {api_error_message(response)}",
+                       status=status)
 
     @staticmethod
     def _log_request_metric(path: str, started: float, status: Optional[int]) -> None:
@@ -327,6 +333,11 @@ class WootricClient:
             self._sleep(wait)
 
     # -- helpers ------------------------------------------------------------
+
+    def _url_of(self, path: str) -> str:
+        if path.startswith(CXI_PREFIX):
+            return f"{self.config.cxi_api_url}/{path[len(CXI_PREFIX):]}"
+        return f"{self.config.api_url}/{path}"
 
     def _network_failure(self, url: str, exc: Exception) -> NetworkError:
         text = str(exc)

@@ -28,13 +28,13 @@ def _nested_breadcrumbs(schema: Dict[str, Any], parent: Breadcrumb) -> Iterator[
 
 
 def stream_metadata(spec: StreamSpec, schema: Dict[str, Any]) -> list:
-    automatic = set(spec.key_properties) | {spec.replication_key}
+    automatic = set(spec.key_properties) | ({spec.replication_key} if spec.replication_key else set())
     mdata = metadata.to_map(
         metadata.get_standard_metadata(
             schema=schema,
             key_properties=list(spec.key_properties),
-            valid_replication_keys=[spec.replication_key],
-            replication_method="INCREMENTAL",
+            valid_replication_keys=[spec.replication_key] if spec.replication_key else None,
+            replication_method=spec.replication_method,
         )
     )
     mdata = metadata.write(mdata, (), "selected-by-default", spec.selected_by_default)
@@ -57,7 +57,7 @@ def discover() -> Catalog:
                 key_properties=list(spec.key_properties),
                 schema=Schema.from_dict(schema),
                 metadata=stream_metadata(spec, schema),
-                replication_method="INCREMENTAL",
+                replication_method=spec.replication_method,
                 replication_key=spec.replication_key,
             )
         )

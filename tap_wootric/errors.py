@@ -24,6 +24,10 @@ class AuthError(TapWootricError):
 class ApiError(TapWootricError):
     """The Wootric API answered with an error the tap cannot retry past."""
 
+    def __init__(self, message: str, status: "int | None" = None):
+        super().__init__(message)
+        self.status = status
+
 
 class NetworkError(TapWootricError):
     """The API could not be reached at all."""

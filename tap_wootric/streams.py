@@ -6,19 +6,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+INCREMENTAL = "INCREMENTAL"
+FULL_TABLE = "FULL_TABLE"
+V1_API = "v1"
+CXI_API = "cxi"
+
 
 @dataclass(frozen=True)
 class StreamSpec:
     name: str
     path: str
     key_properties: Tuple[str, ...]
-    replication_key: str
+    # INCREMENTAL streams: the bookmark field. FULL_TABLE streams have none.
+    replication_key: Optional[str] = None
     # The field the API can filter (`<filter_param>[gte]=...`) and sort on. When it
     # differs from replication_key the API cannot filter on the replication key, so the
     # tap rescans a lookback window on scan_field and filters on replication_key itself.
-    scan_field: str
-    filter_param: str
+    scan_field: Optional[str] = None
+    filter_param: Optional[str] = None
     selected_by_default: bool = True
+    api: str = V1_API
+    # FULL_TABLE streams: whether the endpoint pages (page/per_page, at most 30 x 50), extra fixed
+    # query parameters, and whether rows come in a {"total_count", "items"} envelope.
+    paged: bool = False
+    params: Tuple[Tuple[str, str], ...] = ()
+    enveloped: bool = False
+
+    @property
+    def replication_method(self) -> str:
+        return INCREMENTAL if self.replication_key else FULL_TABLE
 
     @property
     def uses_lookback(self) -> bool:
@@ -50,6 +66,18 @@ STREAMS: Tuple[StreamSpec, ...] = (
         scan_field="created_at",
         filter_param="created",
     ),
+    # Segments have no id; a name is unique in an account.
+    StreamSpec(name="segments", path="segments", key_properties=("name",)),
+    # The CXI API cannot filter responses by date, and imports can add old feedback at any time, so
+    # its streams are read whole (and responses through every route the API offers; see cxi.py).
+    StreamSpec(name="cxi_responses", path="responses", key_properties=("id",), selected_by_default=False,
+               api=CXI_API, paged=True, enveloped=True),
+    StreamSpec(name="cxi_tags", path="tags", key_properties=("id",), selected_by_default=False, api=CXI_API,
+               paged=True, params=(("flat", "true"), ("sort", "name_asc"))),
+    StreamSpec(name="cxi_projects", path="projects", key_properties=("id",), selected_by_default=False,
+               api=CXI_API),
+    StreamSpec(name="cxi_imports", path="imports", key_properties=("id",), selected_by_default=False,
+               api=CXI_API, paged=True),
 )
 
 

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import singer
 from singer import metadata, metrics
@@ -20,9 +20,11 @@ from singer.catalog import Catalog, CatalogEntry
 
 from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
-from tap_wootric.errors import ApiError, InputFileError
+from tap_wootric.errors import ApiError
+from tap_wootric.full_table import CxiUnavailable, FullTableSync
 from tap_wootric.paging import KeysetScanner, PageQuery, QueryNotHonoured
-from tap_wootric.streams import StreamSpec, get_stream
+from tap_wootric.selection import selected_schema, selected_streams
+from tap_wootric.streams import CXI_API, INCREMENTAL, StreamSpec
 from tap_wootric.timeutil import (
     UnparseableTime,
     format_epoch,
@@ -35,54 +37,6 @@ LOGGER = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 30.0
 SECONDS_PER_DAY = 86400
-
-
-# -- selection ------------------------------------------------------------------
-
-
-def _is_selected(entry: CatalogEntry, spec: StreamSpec) -> bool:
-    stream_metadata = metadata.to_map(entry.metadata or []).get((), {})
-    selected = stream_metadata.get("selected")
-    if selected is None and entry.schema is not None:
-        selected = entry.schema.selected  # the pre-metadata way of selecting
-    if selected is None:
-        selected = stream_metadata.get("selected-by-default", spec.selected_by_default)
-    return bool(selected)
-
-
-def selected_streams(catalog: Catalog, state: Dict[str, Any]) -> List[Tuple[StreamSpec, CatalogEntry]]:
-    """Selected streams in catalog order, starting with the one an interrupted run was in."""
-    chosen = []
-    for entry in catalog.streams:
-        spec = get_stream(entry.tap_stream_id)
-        if spec is None:
-            raise InputFileError(f"the catalog names an unknown stream '{entry.tap_stream_id}'")
-        if _is_selected(entry, spec):
-            chosen.append((spec, entry))
-    interrupted = state.get("currently_syncing")
-    names = [spec.name for spec, _ in chosen]
-    if interrupted in names:
-        index = names.index(interrupted)
-        chosen = chosen[index:] + chosen[:index]
-    return chosen
-
-
-def selected_schema(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str, ...] = ()) -> Dict[str, Any]:
-    """The schema of exactly the fields that will be emitted."""
-    properties = schema.get("properties")
-    if not isinstance(properties, dict):
-        return schema
-    kept = {}
-    for name, sub_schema in properties.items():
-        child = breadcrumb + ("properties", name)
-        field_metadata = mdata.get(child, {})
-        inclusion = field_metadata.get("inclusion")
-        if inclusion == "unsupported":
-            continue
-        if inclusion != "automatic" and field_metadata.get("selected") is False:
-            continue
-        kept[name] = selected_schema(sub_schema, mdata, child)
-    return {**schema, "properties": kept}
 
 
 # -- progress -------------------------------------------------------------------
@@ -349,10 +303,23 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     def write_state(value: Dict[str, Any]) -> None:
         singer.write_state(copy.deepcopy(value))
 
+    cxi_refusal: Optional[str] = None
     for spec, entry in streams:
+        if spec.api == CXI_API and cxi_refusal is not None:
+            continue
         state = singer.set_currently_syncing(state, spec.name)
         write_state(state)
-        StreamSync(client, config, spec, entry, state, signpost, write_state).run()
+        if spec.replication_method == INCREMENTAL:
+            StreamSync(client, config, spec, entry, state, signpost, write_state).run()
+            continue
+        try:
+            FullTableSync(client, spec, entry, state, write_state).run()
+        except CxiUnavailable as exc:
+            # Most Wootric accounts have no CXI; that must not fail the other streams.
+            cxi_refusal = str(exc)
+            skipped = [s.name for s, _ in streams if s.api == CXI_API]
+            LOGGER.warning("CXI streams skipped: the CXI API refused this account (%s); skipped: %s",
+                           cxi_refusal, ", ".join(skipped))
     state = singer.set_currently_syncing(state, None)
     write_state(state)
     return state

@@ -80,6 +80,8 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
         return None if items is None else _array(items, nullable)
     if kind == "string" and schema.get("format") == "date-time":
         return _datetime(nullable)
+    if kind == "number" and not schema.get("format"):
+        return _number(nullable)
     scalar = {"string": str, "integer": int, "boolean": bool}.get(kind)
     if scalar is None or schema.get("format"):
         return None
@@ -138,6 +140,17 @@ def _datetime(nullable: bool) -> Converter:
             if formatted is not None:
                 return formatted
         return _null_or_fail(value, nullable)
+
+    return convert
+
+
+def _number(nullable: bool) -> Converter:
+    def convert(value: Any) -> Any:
+        if type(value) is float or type(value) is int:
+            return float(value)
+        if value is None or value == "":
+            return _null_or_fail(value, nullable)
+        raise _NotFastPathable
 
     return convert
 

@@ -54,6 +54,8 @@ COMPARATORS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ONE_MICROSECOND = timedelta(microseconds=1)
 INTEGER = re.compile(r"-?\d+")
+CXI_PREFIX = "/cxi/v1/"
+CXI_ONBOARDING_MESSAGE = "Please complete the onboarding flow first."
 TRANSPORT_FAULTS = ("reset", "slow", "truncated", "garbage")
 # Private headers that carry a transport fault from the API logic to the HTTP handler; never sent.
 FAULT_HEADER = "X-Fake-Fault"
@@ -157,6 +159,15 @@ class FakeWootric:
         # Faults served so far: (request number, kind), for tests that count retries.
         self.faults_served: list[tuple[int, str | int]] = []
 
+        # GET /v1/segments (segments have no id; names are unique).
+        self.segments: list[dict[str, Any]] = []
+        # The CXI API (notes §6), under /cxi/v1. cxi_status: None serves it; 424 (onboarding not finished),
+        # 401 or 403 answers every CXI request with that status instead.
+        self.cxi_status: int | None = None
+        self.cxi_responses: dict[int, dict[str, Any]] = {}
+        self.cxi_imports: list[dict[str, Any]] = []
+        self.cxi_projects: list[dict[str, Any]] = []
+        self.cxi_tags: list[dict[str, Any]] = []  # top-level tags, children nested
         self.requests: list[dict[str, Any]] = []
         self.tokens_issued: list[str] = []
         self.refresh_tokens_issued: list[str] = []
@@ -447,6 +458,111 @@ class FakeWootric:
             "end_user": {"properties": context["properties"]},
         }
 
+    # -- segments and CXI ----------------------------------------------------------------------------------
+
+    def generate_segments(self, count: int) -> None:
+        with self._lock:
+            for number in range(count):
+                self.segments.append({"name": f"segment_{number:03d}",
+                                      "data_type": self._rng.choice(("string", "date", "integer")),
+                                      "created_at": from_micros(self._rng.randrange(1_400_000_000_000_000,
+                                                                                    1_700_000_000_000_000))})
+
+    def generate_cxi(self, *, responses: int, imports: int = 3, projects: int = 2, tags: int = 4,
+                     start: datetime | float = 1_500_000_000, end: datetime | float = 1_700_000_000) -> None:
+        """CXI data: projects, tags (each with two children), imports, and responses. Responses are spread over
+        the imports, except a quarter that come from Wootric itself and belong to no import."""
+        rnd = self._rng
+        low, high = int(to_utc(start).timestamp()), int(to_utc(end).timestamp())
+        with self._lock:
+            base = 70_000 + len(self.cxi_projects)
+            for number in range(projects):
+                self.cxi_projects.append({"id": base + number, "name": f"Project {base + number}",
+                                          "response_count": 0, "created_at": rnd.randint(low, high)})
+            next_tag = 80_000 + 10 * len(self.cxi_tags)
+            for number in range(tags):
+                children = [{"id": next_tag + 1 + child, "name": f"tag_{number}_{child}",
+                             "display_name": f"Tag {number}.{child}", "description": None, "mode": "manual",
+                             "enabled": True, "scope_by_parent": True, "text_match_terms": [], "filter_rules": {},
+                             "response_count": rnd.randint(0, 50), "usage": rnd.randint(0, 100),
+                             "sentiment_breakdown": {"positive": 1, "neutral": 0, "negative": 2, "null": 0},
+                             "children": []} for child in range(2)]
+                self.cxi_tags.append({"id": next_tag, "name": f"tag_{number}", "display_name": f"Tag {number}",
+                                      "description": "Generated", "mode": rnd.choice(("manual", "smart", "text_match")),
+                                      "enabled": True, "scope_by_parent": False, "text_match_terms": ["slow"],
+                                      "filter_rules": {"all": []}, "response_count": rnd.randint(0, 500),
+                                      "usage": rnd.randint(0, 100),
+                                      "sentiment_breakdown": {"positive": 5, "neutral": 3, "negative": 1, "null": 0},
+                                      "children": children})
+                next_tag += 10
+            base = 60_000 + len(self.cxi_imports)
+            new_imports = [{"id": base + number, "name": f"Survey export {number}.csv", "source": "csv",
+                            "metric_type": "nps", "language": "en", "secondary_product_category_id": None,
+                            "response_count": 0, "created_at": rnd.randint(low, high), "sample_analyzed": False}
+                           for number in range(imports)]
+            self.cxi_imports.extend(new_imports)
+            all_tags = [tag for top in self.cxi_tags for tag in (top, *top["children"])]
+            next_id = 1_000_000 + len(self.cxi_responses)
+            for _ in range(responses):
+                next_id += 1
+                source = rnd.choice(new_imports) if new_imports and rnd.random() < 0.75 else None
+                if source is not None:
+                    source["response_count"] += 1
+                tags_of = rnd.sample(all_tags, rnd.choice((0, 1, 2))) if all_tags else []
+                self.cxi_responses[next_id] = {
+                    "id": next_id, "import_id": source["id"] if source else None,
+                    "project_ids": [rnd.choice(self.cxi_projects)["id"]] if self.cxi_projects else [],
+                    "feedback": rnd.choice(TEXTS), "translated_feedback": None,
+                    "user_id": f"user-{rnd.randint(1, 999)}",
+                    "feedback_date": rnd.randint(low, high), "score": self._score(),
+                    "metric_type": "nps",
+                    "custom_properties": [{"key": "plan", "data_type": "string", "value": rnd.choice(PLANS)},
+                                          {"key": "seats", "data_type": "integer", "value": rnd.randint(1, 90)}],
+                    "tags": [{key: tag[key] for key in ("id", "name", "display_name", "description", "mode",
+                                                        "text_match_terms", "filter_rules")}
+                             | {"sentiment": rnd.choice(("positive", "negative", "neutral"))} for tag in tags_of],
+                    "sentiment": rnd.choice(("positive", "negative", "neutral", None)),
+                    "wootric_response_id": None if source else rnd.randint(1, 10**7),
+                    "wootric_account_id": 4242,
+                }
+
+    def _cxi_public(self, response: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in response.items() if key != "import_id"}
+
+    def _cxi_route(self, parts: list[str], query: dict[str, str]) -> tuple[int, Body]:
+        if self.cxi_status is not None:
+            if self.cxi_status == 424:
+                return 424, {"message": CXI_ONBOARDING_MESSAGE}
+            return self.cxi_status, {"message": _phrase(self.cxi_status)}
+        page = _bounded_int(query, "page", 1, MAX_PAGE)
+        per_page = _bounded_int(query, "per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+        if page is None or per_page is None:
+            return 400, {"message": "page and per_page must be within 1..30 and 1..50"}
+        window = slice((page - 1) * per_page, page * per_page)
+        with self._lock:
+            if parts == ["responses"]:
+                descending = query.get("sort_order", "desc") != "asc"
+                rows = sorted(self.cxi_responses.values(), key=lambda row: (row["feedback_date"], row["id"]),
+                              reverse=descending)
+                return 200, {"total_count": len(rows), "items": [self._cxi_public(row) for row in rows[window]]}
+            if parts == ["projects"]:
+                return 200, copy.deepcopy(self.cxi_projects)
+            if parts == ["imports"]:
+                return 200, copy.deepcopy(self.cxi_imports[window])
+            if len(parts) == 2 and parts[0] == "imports" and parts[1].isdigit():
+                found = next((row for row in self.cxi_imports if row["id"] == int(parts[1])), None)
+                if found is None:
+                    return 404, {"message": "Not found"}
+                members = [self._cxi_public(row) for row in self.cxi_responses.values()
+                           if row["import_id"] == found["id"]]
+                return 200, {**copy.deepcopy(found), "responses": members}
+            if parts == ["tags"]:
+                tops = sorted(self.cxi_tags, key=lambda tag: tag["name"], reverse=query.get("sort") == "name_desc")
+                flat = query.get("flat") == "true"
+                rows = [tag for top in tops for tag in (top, *top["children"])] if flat else tops
+                return 200, copy.deepcopy(rows[window])
+        return 404, {"message": "Not found"}
+
     # -- rendering -----------------------------------------------------------------------------------------
 
     def render_time(self, moment: datetime) -> str:
@@ -570,7 +686,7 @@ class FakeWootric:
             if method != "POST":
                 return 404, error_list("not_found", "Not Found"), {}
             return self._token(query, _parse_form(body, headers.get("Content-Type", "")))
-        if path == "/v1" or path.startswith("/v1/"):
+        if path == "/v1" or path.startswith("/v1/") or path.startswith(CXI_PREFIX):
             if method != "GET":
                 return 405, error_list("method_not_allowed", "405 Not Allowed"), {}
             return self._api(path, query, headers.get("Authorization", ""))
@@ -685,7 +801,12 @@ class FakeWootric:
         return expires is not None and time.time() <= expires
 
     def _route(self, path: str, query: dict[str, str], number: int) -> tuple[int, Body]:
+        if path.startswith(CXI_PREFIX):
+            return self._cxi_route(path[len(CXI_PREFIX):].strip("/").split("/"), query)
         parts = path.strip("/").split("/")[1:]
+        if parts == ["segments"]:
+            with self._lock:
+                return 200, [self.render(segment) for segment in self.segments]
         if len(parts) == 1 and parts[0] in STREAMS:
             return self._list(parts[0], query, number)
         if parts[:1] == ["end_users"] and len(parts) in (2, 3):

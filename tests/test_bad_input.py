@@ -156,4 +156,4 @@ def test_old_flat_state_of_tap_wootric_0_5_is_migrated(fake, tap):
     assert "Migrating a tap-wootric 0.5.x state" in run.stderr
     # The old bookmarks were honoured: they lie in the future, so nothing is new.
     assert run.records() == []
-    assert set(run.final_state["bookmarks"]) == {"end_users", "responses", "declines"}
+    assert {"end_users", "responses", "declines"} <= set(run.final_state["bookmarks"])

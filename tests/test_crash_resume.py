@@ -41,7 +41,8 @@ def kept_by_target(messages):
 def ids_by_stream(records_messages):
     found = {stream: set() for stream in STREAMS}
     for message in records_messages:
-        found[message["stream"]].add(message["record"]["id"])
+        if message["stream"] in found:
+            found[message["stream"]].add(message["record"]["id"])
     return found
 
 
@@ -55,7 +56,7 @@ def request_plan(tmp_path_factory):
         numbers = {stream: [] for stream in STREAMS}
         api = [r for r in fake.requests if r["path"].startswith("/v1/")]
         for number, entry in enumerate(api, start=1):
-            numbers[entry["path"].rsplit("/", 1)[1]].append(number)
+            numbers.setdefault(entry["path"].rsplit("/", 1)[1], []).append(number)
         return numbers
     finally:
         fake.stop()

@@ -26,8 +26,14 @@ def checker():
 def test_discovery_lists_every_stream_with_metadata(fake, tap):
     catalog = tap.discover(fake.config())
     by_name = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
-    assert set(by_name) == set(STREAMS)
-    for entry in by_name.values():
+    assert set(by_name) == set(STREAMS) | {"segments", "cxi_responses", "cxi_tags", "cxi_projects", "cxi_imports"}
+    for name in set(by_name) - set(STREAMS):
+        stream_md = next(item["metadata"] for item in by_name[name]["metadata"] if item["breadcrumb"] == [])
+        assert stream_md["forced-replication-method"] == "FULL_TABLE"
+        assert stream_md["selected-by-default"] is (name == "segments")
+        jsonschema.Draft4Validator.check_schema(by_name[name]["schema"])
+    assert by_name["segments"]["key_properties"] == ["name"]
+    for entry in (by_name[name] for name in STREAMS):
         mdata = {tuple(item["breadcrumb"]): item["metadata"] for item in entry["metadata"]}
         stream_md = mdata[()]
         assert stream_md["table-key-properties"] == ["id"]
@@ -77,7 +83,7 @@ def test_full_sync_emits_exactly_the_source_records_with_utc_instants(fake, tap)
     assert isinstance(response["end_user"]["properties"], dict)
     state = result.final_state
     assert state["currently_syncing"] is None
-    assert set(state["bookmarks"]) == set(STREAMS)
+    assert set(state["bookmarks"]) == set(STREAMS) | {"segments"}
 
 
 def test_requests_are_close_to_the_ideal_and_always_sort_explicitly(fake, tap):
@@ -248,7 +254,7 @@ def test_interrupted_run_resumes_at_the_stream_it_stopped_in(fake, tap):
 def test_logs_go_to_stderr_and_stdout_holds_only_singer_messages(fake, tap):
     seed(fake)
     result = tap.run(fake.config())
-    assert {m["type"] for m in result.messages} <= {"SCHEMA", "RECORD", "STATE"}
+    assert {m["type"] for m in result.messages} <= {"SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION"}
     assert "done:" in result.stderr
     logging.getLogger(__name__).debug(result.stderr)
 

@@ -6,9 +6,10 @@ import pytest
 from tap_wootric.config import load_config
 from tap_wootric.discover import discover
 from tap_wootric.errors import ConfigError, InputFileError
+from tap_wootric.selection import selected_schema
 from tap_wootric.state import prepare_state
 from tap_wootric.streams import get_stream
-from tap_wootric.sync import plan_scan, selected_schema
+from tap_wootric.sync import plan_scan
 from tap_wootric.timeutil import format_epoch, parse_start_date, to_epoch_seconds
 
 BASE = {"client_id": "id", "client_secret": "secret", "start_date": "2024-01-01T00:00:00Z"}
@@ -195,6 +196,8 @@ def test_compiled_transform_agrees_with_singer_python_on_api_data(deselect):
                 mdata[("properties", name)]["selected"] = False
         shaper = RecordTransformer(entry.tap_stream_id, schema, mdata)
         assert shaper._fast is not None, "the compiled path covers every schema the tap ships"
+        if entry.tap_stream_id not in ("end_users", "responses", "declines"):
+            continue
         rows = [fake.render(r) for r in fake.records(entry.tap_stream_id)] + edge_rows
         for row in rows:
             row = {key: value for key, value in row.items() if key in schema["properties"]}
