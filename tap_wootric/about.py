@@ -14,7 +14,8 @@ from tap_wootric.config import DEFAULT_CXI_API_URL, DEFAULT_LOOKBACK_DAYS, DEFAU
 from tap_wootric.version import VERSION
 
 NAME = "tap-wootric"
-DESCRIPTION = "Singer tap for Wootric (InMoment) NPS, CSAT and CES survey data: end users, responses and declines."
+DESCRIPTION = ("Singer tap for Wootric (InMoment) NPS, CSAT and CES survey data: end users, responses, declines, "
+               "segments, and CXI responses with sentiment and tags.")
 CAPABILITIES = ("catalog", "discover", "state", "about")
 ENV_PREFIX = "TAP_WOOTRIC_"
 

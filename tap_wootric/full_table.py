@@ -113,8 +113,8 @@ class FullTableSync:
                 if isinstance(child, dict) and child.get("id") is not None:
                     parent_of[child["id"]] = tag.get("id")
         for tag in tags:
-            if tag.get("parent_id") is None and tag.get("id") in parent_of:
-                tag = {**tag, "parent_id": parent_of[tag["id"]]}
+            if tag.get("parent_id") is None:
+                tag = {**tag, "parent_id": parent_of.get(tag.get("id"))}
             yield tag
 
     def _all_cxi_responses(self) -> Iterator[Dict[str, Any]]:

@@ -469,9 +469,10 @@ class FakeWootric:
                                                                                     1_700_000_000_000_000))})
 
     def generate_cxi(self, *, responses: int, imports: int = 3, projects: int = 2, tags: int = 4,
-                     start: datetime | float = 1_500_000_000, end: datetime | float = 1_700_000_000) -> None:
+                     start: datetime | float = 1_500_000_000, end: datetime | float = 1_700_000_000,
+                     from_wootric: float = 0.25) -> None:
         """CXI data: projects, tags (each with two children), imports, and responses. Responses are spread over
-        the imports, except a quarter that come from Wootric itself and belong to no import."""
+        the imports, except a share ``from_wootric`` that come from Wootric itself and belong to no import."""
         rnd = self._rng
         low, high = int(to_utc(start).timestamp()), int(to_utc(end).timestamp())
         with self._lock:
@@ -505,7 +506,7 @@ class FakeWootric:
             next_id = 1_000_000 + len(self.cxi_responses)
             for _ in range(responses):
                 next_id += 1
-                source = rnd.choice(new_imports) if new_imports and rnd.random() < 0.75 else None
+                source = rnd.choice(new_imports) if new_imports and rnd.random() >= from_wootric else None
                 if source is not None:
                     source["response_count"] += 1
                 tags_of = rnd.sample(all_tags, rnd.choice((0, 1, 2))) if all_tags else []
