@@ -3,6 +3,8 @@ response, and accounts without CXI."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from conftest import seed, select
 
@@ -99,3 +101,28 @@ def test_account_without_cxi_skips_the_cxi_streams_with_one_warning(fake, tap, s
     assert len(run.records("responses")) == 30 and len(run.records("end_users")) == 20
     assert not any(run.records(stream) for stream in CXI_STREAMS)
     assert len([r for r in fake.requests if r["path"].startswith("/cxi/")]) <= 2
+
+
+def test_interrupted_full_read_keeps_its_version_for_the_rerun(fake, tap):
+    fake.generate_segments(4)
+    catalog = select(tap.discover(fake.config()), {"segments": None})
+    fake.fail(1, 404)
+    failed = tap.run(fake.config(), catalog=catalog)
+    assert failed.returncode == 1 and "GET /segments" in failed.stderr
+    version = failed.final_state["bookmarks"]["segments"]["version"]
+    rerun = tap.run(fake.config(), catalog=catalog, state=failed.final_state)
+    assert rerun.returncode == 0, rerun.stderr
+    messages = stream_messages(rerun, "segments")
+    assert [m["type"] for m in messages] == ["ACTIVATE_VERSION"] + ["RECORD"] * 4 + ["ACTIVATE_VERSION"]
+    assert {m["version"] for m in messages} == {version}
+
+
+def test_cxi_epoch_times_become_utc_date_times(fake, tap):
+    fake.generate_cxi(responses=5, imports=1, projects=1, tags=1)
+    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=cxi_catalog(tap, fake))
+    assert run.returncode == 0, run.stderr
+    project = run.records("cxi_projects")[0]
+    expected = datetime.fromtimestamp(fake.cxi_projects[0]["created_at"], timezone.utc)
+    assert project["created_at"] == expected.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    for record in run.records("cxi_imports") + run.records("cxi_responses"):
+        assert (record.get("created_at") or record.get("feedback_date")).endswith(".000000Z")
