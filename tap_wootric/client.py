@@ -304,9 +304,13 @@ class WootricClient:
             try:
                 # The reset value is an epoch second, not a duration; the extra second
                 # covers its truncation and a client clock a little ahead of the server's.
-                return max(0.0, float(reset) - self._clock() + RESET_MARGIN_SECONDS * self._time_scale)
+                until_reset = float(reset) - self._clock()
             except ValueError:
-                pass
+                until_reset = None
+            # A reset already in the past by this machine's clock means the clocks disagree;
+            # then the reset says nothing, and the default wait applies.
+            if until_reset is not None and until_reset > 0:
+                return until_reset + RESET_MARGIN_SECONDS * self._time_scale
         return DEFAULT_RATE_LIMIT_WAIT_SECONDS * self._time_scale
 
     def _note_budget(self, path: str, response: requests.Response) -> None:

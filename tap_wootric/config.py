@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
@@ -69,6 +70,8 @@ def _number(raw: Mapping[str, Any], key: str, default: float, *, minimum: float,
         number = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"config key '{key}' must be a number, not {value!r}") from None
+    if not math.isfinite(number) or abs(number) > 10**9:
+        raise ConfigError(f"config key '{key}' must be a finite number, not {value!r}")
     if integer and number != int(number):
         raise ConfigError(f"config key '{key}' must be a whole number, not {value!r}")
     if number < minimum:

@@ -51,6 +51,9 @@ class FullTableSync:
         self.mdata = metadata.to_map(entry.metadata or [])
         self.schema = entry.schema.to_dict()
         self.requests = 0
+        # False when the read may have missed rows: then no closing ACTIVATE_VERSION, which would make
+        # targets delete the rows this read did not reach.
+        self.complete = True
 
     # -- requests -------------------------------------------------------------
 
@@ -86,6 +89,7 @@ class FullTableSync:
             if len(self._rows_of(body, path, enveloped)) < MAX_PER_PAGE:
                 return
         if descending is None:
+            self.complete = False
             LOGGER.warning("%s: page %d was full; rows past the API's %d-row reach may be missing",
                            self.spec.name, MAX_PAGE, MAX_PAGE * MAX_PER_PAGE)
 
@@ -122,40 +126,53 @@ class FullTableSync:
         other ordering reaches as many again from the other end; each import's own listing holds
         its responses. total_count says how many exist, so a shortfall is counted, never silent."""
         seen: Set[Any] = set()
-        total = 0
+        total: Optional[int] = None  # as the API counts them; None until (unless) it says
 
         def fresh(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             new = [row for row in rows if row.get("id") not in seen]
             seen.update(row.get("id") for row in new)
             return new
 
+        def all_seen() -> bool:
+            return total is not None and len(seen) >= total
+
+        exhausted = False  # a listing ended with a short page: everything was on it
         for descending in (False, True):
-            if descending and len(seen) >= total:
+            if exhausted or (descending and all_seen()):
                 break
             for body in self._pages(self.spec.path, descending=descending):
-                total = max(total, int(body.get("total_count") or 0))
+                count = body.get("total_count") if isinstance(body, dict) else None
+                if isinstance(count, int) and not isinstance(count, bool):
+                    total = max(total or 0, count)
                 rows = self._rows_of(body, self.spec.path)
                 new = fresh(rows)
                 yield from new
-                if len(seen) >= total or (descending and rows and not new):
+                if len(rows) < MAX_PER_PAGE:
+                    exhausted = not descending
+                if all_seen() or (descending and rows and not new):
                     break
-        if len(seen) < total:
-            LOGGER.info("cxi_responses: %d of %d reached by paging both ways; reading them through imports",
-                        len(seen), total)
+        if not exhausted and not all_seen():
+            LOGGER.info("cxi_responses: %d of %s reached by paging both ways; reading them through imports",
+                        len(seen), total if total is not None else "an uncounted number")
             for import_body in self._pages("imports", enveloped=False, params={}):
                 for summary in self._rows_of_plain(import_body):
-                    if len(seen) >= total:
+                    if all_seen():
                         break
                     detail = self._get(f"imports/{summary['id']}")
                     responses = detail.get("responses") if isinstance(detail, dict) else None
                     if isinstance(responses, list):
                         yield from fresh(responses)
-        missing = total - len(seen)
-        if missing > 0:
+        if total is None and not exhausted:
+            self.complete = False
+            LOGGER.warning(
+                "cxi_responses: the API gave no total_count and more responses than one listing reaches; "
+                "%d were emitted and any shortfall cannot be counted", len(seen))
+        elif total is not None and total > len(seen):
+            self.complete = False
             LOGGER.warning(
                 "cxi_responses: %d of the %d responses the API counts could not be reached (the API reaches "
                 "1,500 from each end of its listing and through imports); %d were emitted",
-                missing, total, len(seen),
+                total - len(seen), total, len(seen),
             )
 
     @staticmethod
@@ -186,7 +203,11 @@ class FullTableSync:
                     stream=spec.name, record=transformer.transform(row), version=version, time_extracted=extracted_at))
                 counter.increment()
                 emitted += 1
-        singer.write_version(spec.name, version)
+        if self.complete:
+            singer.write_version(spec.name, version)
+        else:
+            LOGGER.warning("%s: the read was incomplete, so no ACTIVATE_VERSION is sent: targets keep the rows "
+                           "of earlier reads", spec.name)
         bookmark.pop("version", None)
         bookmark["initial_full_table_complete"] = True
         self.write_state(self.state)

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import singer
 from singer import metadata, metrics
@@ -22,7 +22,7 @@ from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
 from tap_wootric.full_table import CxiUnavailable, FullTableSync
-from tap_wootric.paging import KeysetScanner, PageQuery, QueryNotHonoured
+from tap_wootric.paging import MAX_PER_PAGE, KeysetScanner, PageQuery, QueryNotHonoured
 from tap_wootric.selection import selected_schema, selected_streams
 from tap_wootric.streams import CXI_API, INCREMENTAL, StreamSpec
 from tap_wootric.timeutil import (
@@ -178,34 +178,55 @@ class StreamSync:
             self.write_state(self.state)
         self._scan(plan_scan(spec, self.config, bookmark, self.signpost))
 
-    def _updated_filter_honoured(self) -> bool:
-        """One cheap request decides whether `updated[...]` works on this endpoint: ask for rows
-        updated an hour after the sync started. An API that honours the filter has none; one that
-        silently ignores it (the notes expect that) sends back its newest row."""
-        probe_from = self.signpost + 3600
-        body = self.client.get(self.spec.path, {
-            "page": 1, "per_page": 1, "sort_key": "updated_at", "sort_order": "desc", "updated[gte]": probe_from,
-        })
+    def _probe(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
+        body = self.client.get(self.spec.path, {"page": 1, "sort_key": "updated_at", "sort_order": "desc", **params})
         if not isinstance(body, list):
             raise ApiError(f"GET /{self.spec.path} returned a {type(body).__name__}, not a list of records")
-        return not body
+        return body
+
+    def _updated_paging_verdict(self) -> Tuple[Optional[str], Optional[int]]:
+        """Whether paging on updated_at can be trusted here: (None, newest updated second) if so, else
+        (the reason, None). Two cheap requests decide it, judged by the timestamps that come back:
+
+        1. Rows updated an hour after the sync started: an API that honours `updated[...]` has none;
+           one that silently ignores it (what the notes expect) sends its newest row.
+        2. The 50 most recently updated rows, sorted on updated_at: they must come newest first, and,
+           to prove the sort is not simply creation order, in an order that creation order is not.
+           Keyset paging skips rows if the filter works but the sort does not.
+        """
+        if self._probe({"per_page": 1, "updated[gte]": self.signpost + 3600}):
+            return "the API ignores updated[...]", None
+        newest = self._probe({"per_page": MAX_PER_PAGE, "updated[lt]": self.signpost + 1})
+        updated = [self._second_of(row, "updated_at") for row in newest]
+        created = [self._second_of(row, "created_at") for row in newest]
+        if any(later > earlier for earlier, later in zip(updated, updated[1:])):
+            return "the API filters on updated[...] but does not sort on updated_at", None
+        if all(later <= earlier for earlier, later in zip(created, created[1:])):
+            # Newest-updated and newest-created order agree on this page, so it cannot tell them apart.
+            return "the API filters on updated[...], but whether it sorts on updated_at could not be confirmed", None
+        return None, updated[0]
 
     def _try_updated_paging(self, bookmark: Dict[str, Any]) -> bool:
-        """Page on updated_at if the API honours `updated[...]` here, which makes the lookback rescan
-        unnecessary and catches every edit. Each page is still judged by the timestamps it holds: a row
-        outside the filter or out of order means the filter or the sort is not honoured after all."""
+        """Page on updated_at if the API honours `updated[...]` and the sort here, which makes the lookback
+        rescan unnecessary and catches every edit. Each page is still judged by the timestamps it holds: a
+        row outside the filter or out of order means the filter or the sort is not honoured after all."""
         created_spec = self.spec
-        if not self._updated_filter_honoured():
-            LOGGER.info(
-                "%s: the API ignores updated[...] on /%s; paging on %s with a %d-day lookback",
-                created_spec.name, created_spec.path, created_spec.scan_field, self.config.lookback_days,
-            )
+        refusal, newest = self._updated_paging_verdict()
+        if refusal is not None:
+            LOGGER.info("%s: %s on /%s; paging on %s with a %d-day lookback", created_spec.name, refusal,
+                        created_spec.path, created_spec.scan_field, self.config.lookback_days)
             return False
-        LOGGER.info("%s: the API honours updated[...] on /%s; paging on updated_at, no lookback needed",
-                    created_spec.name, created_spec.path)
+        LOGGER.info("%s: the API honours updated[...] and its sort on /%s; paging on updated_at, no lookback "
+                    "needed", created_spec.name, created_spec.path)
         self.spec = replace(created_spec, scan_field=created_spec.replication_key, filter_param="updated")
         plan = plan_scan(self.spec, self.config, bookmark, self.signpost)
         plan = replace(plan, emit_created_since=int(self.config.start_date.timestamp()))
+        if newest is not None and newest < plan.start:
+            # The most recently updated row is older than the bookmark: nothing to read.
+            LOGGER.info("%s: nothing updated since %s", created_spec.name, format_epoch(plan.start))
+            self.spec = created_spec
+            self._finish(plan)
+            return True
         try:
             self._scan(plan)
             return True

@@ -67,21 +67,21 @@ def whole_second_rfc3339(value: Any) -> Optional[str]:
     if (type(value) is str and len(value) == 25 and value[10] == " " and value[19] == " "
             and value[4] == value[7] == "-" and value[13] == value[16] == ":"):
         # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value: sliced, not parsed.
-        try:
-            local = calendar.timegm((int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
-                                     int(value[14:16]), int(value[17:19]), 0, 0, 0))
-            offset = int(value[21:23]) * 3600 + int(value[23:25]) * 60
-        except ValueError:
-            return None
+        digits = value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + value[21:25]
         sign = value[20]
-        if sign == "+":
-            if not offset:
-                return f"{value[:10]}T{value[11:19]}.000000Z"
-            seconds = local - offset
-        elif sign == "-":
-            seconds = local + offset
-        else:
+        if not (digits.isdigit() and digits.isascii()) or sign not in "+-":
             return None
+        year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
+        hour, minute, second = int(value[11:13]), int(value[14:16]), int(value[17:19])
+        offset_hours, offset_minutes = int(value[21:23]), int(value[23:25])
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour <= 23
+                and minute <= 59 and second <= 59 and offset_hours <= 23 and offset_minutes <= 59):
+            return None  # not a real instant: the general parser decides (and rejects it)
+        offset = offset_hours * 3600 + offset_minutes * 60
+        if not offset:
+            return f"{value[:10]}T{value[11:19]}.000000Z"
+        local = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+        seconds = local - offset if sign == "+" else local + offset
         return _format_seconds(seconds)
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value

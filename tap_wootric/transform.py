@@ -147,7 +147,10 @@ def _datetime(nullable: bool) -> Converter:
 def _number(nullable: bool) -> Converter:
     def convert(value: Any) -> Any:
         if type(value) is float or type(value) is int:
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise _NotFastPathable from None
         if value is None or value == "":
             return _null_or_fail(value, nullable)
         raise _NotFastPathable

@@ -164,6 +164,7 @@ class FakeWootric:
         # The CXI API (notes §6), under /cxi/v1. cxi_status: None serves it; 424 (onboarding not finished),
         # 401 or 403 answers every CXI request with that status instead.
         self.cxi_status: int | None = None
+        self.cxi_omit_total = False  # leave total_count out of the responses envelope
         self.cxi_responses: dict[int, dict[str, Any]] = {}
         self.cxi_imports: list[dict[str, Any]] = []
         self.cxi_projects: list[dict[str, Any]] = []
@@ -545,7 +546,8 @@ class FakeWootric:
                 descending = query.get("sort_order", "desc") != "asc"
                 rows = sorted(self.cxi_responses.values(), key=lambda row: (row["feedback_date"], row["id"]),
                               reverse=descending)
-                return 200, {"total_count": len(rows), "items": [self._cxi_public(row) for row in rows[window]]}
+                envelope = {"items": [self._cxi_public(row) for row in rows[window]]}
+                return 200, envelope if self.cxi_omit_total else {"total_count": len(rows), **envelope}
             if parts == ["projects"]:
                 return 200, copy.deepcopy(self.cxi_projects)
             if parts == ["imports"]:

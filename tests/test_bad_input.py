@@ -50,6 +50,8 @@ CONFIG_CASES = {
     "plain http to a remote host": (lambda c: {**c, "api_url": "http://api.example.com/v1"},
                                     ["api_url", "plain http"]),
     "timeout not a number": (lambda c: {**c, "request_timeout": "soon"}, ["request_timeout"]),
+    "lookback not finite": (lambda c: {**c, "lookback_days": "nan"}, ["lookback_days", "finite"]),
+    "timeout infinite": (lambda c: {**c, "request_timeout": "inf"}, ["request_timeout", "finite"]),
 }
 
 

@@ -306,20 +306,49 @@ def test_updated_filter_is_detected_and_used_when_the_api_honours_it(tap):
         seed(fake, (100, 400, 100))
         first = tap.run(fake.config())
         assert first.returncode == 0, first.stderr
-        assert "the API honours updated[...] on /responses" in first.stderr
+        assert "the API honours updated[...] and its sort on /responses" in first.stderr
+        # Declines are never edited, so their order cannot prove the sort: the safe lookback path.
+        assert "whether it sorts on updated_at could not be confirmed on /declines" in first.stderr
         for stream in STREAMS:
             assert sorted(first.ids(stream)) == sorted(r["id"] for r in fake.records(stream))
-            pages = [r for r in fake.list_requests(stream) if r["params"]["per_page"] == "50"]
-            assert {r["params"]["sort_key"] for r in pages} == {"updated_at"}
+        pages = [r for r in fake.list_requests("responses") if r["params"]["per_page"] == "50"
+                 and "updated[gte]" in r["params"]]
+        assert pages and {r["params"]["sort_key"] for r in pages} == {"updated_at"}
+
+        # Nothing new: the two probes and no page at all.
+        fake.clear_log()
+        idle = tap.run(fake.config(), state=first.final_state)
+        assert idle.returncode == 0 and idle.records("responses") == []
+        assert len(fake.list_requests("responses")) == 2
+
         # An edit to a response created long before the lookback window is caught.
         old = min(fake.records("responses"), key=lambda r: r["created_at"])["id"]
         fake.update("responses", old, score=0)
         fake.clear_log()
-        second = tap.run(fake.config(), state=first.final_state)
+        second = tap.run(fake.config(), state=idle.final_state)
         assert second.returncode == 0, second.stderr
         assert second.ids("responses") == [old] and second.records("responses")[0]["score"] == 0
-        for stream in STREAMS:
-            assert len(fake.list_requests(stream)) <= 2, stream
+        assert len(fake.list_requests("responses")) == 3
+    finally:
+        fake.stop()
+
+
+def test_filter_honoured_but_sort_ignored_is_caught_before_paging(tap):
+    """An API that filters on updated[...] but sorts on created_at would make keyset paging skip rows
+    whenever an edited row ends a page; the probe must see it and keep the lookback scan."""
+    from fake_wootric import FakeWootric
+
+    fake = FakeWootric(seed=14, honour_updated_filter={"responses"}).start()
+    fake.ignore_updated_sort = {"responses"}
+    try:
+        start = NOW - timedelta(days=10)
+        ids = [fake.create("responses", at=start + timedelta(minutes=i)) for i in range(100)]
+        fake.update("responses", ids[49], at=start + timedelta(days=1))
+        catalog = select(tap.discover(fake.config()), {"responses": None})
+        first = tap.run(fake.config(), catalog=catalog)
+        assert first.returncode == 0, first.stderr
+        assert "does not sort on updated_at" in first.stderr or "could not be confirmed" in first.stderr
+        assert sorted(first.ids("responses")) == sorted(ids)
     finally:
         fake.stop()
 
@@ -345,7 +374,7 @@ def test_updated_paging_that_turns_out_unreliable_falls_back_without_loss(tap):
         catalog = select(tap.discover(fake.config()), {"responses": None})
         run = tap.run(fake.config(), catalog=catalog)
         assert run.returncode == 0, run.stderr
-        assert "paging on updated_at failed" in run.stderr
+        assert "does not sort on updated_at" in run.stderr
         assert set(run.ids("responses")) == {r["id"] for r in fake.records("responses")}
         assert "scan_position" not in run.final_state["bookmarks"]["responses"]
     finally:

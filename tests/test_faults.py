@@ -66,6 +66,16 @@ def test_429_without_headers_waits_the_default_minute_scaled_for_tests(fake, tap
     assert 0.55 <= gap_after(fake, 429) < 3
 
 
+def test_429_whose_reset_lies_in_the_past_waits_the_default_instead_of_spinning(fake, tap):
+    # This machine's clock ahead of the API's: the reset it names has already passed here.
+    seed(fake, (60, 60, 60))
+    fake.fail(2, 429, headers={"X-Rate-Limit-Reset": str(int(time.time()) - 30)})
+    run = tap.run(fake.config())
+    assert run.returncode == 0, run.stderr
+    records_match_source(run, fake)
+    assert 0.55 <= gap_after(fake, 429) < 3
+
+
 def test_pacing_on_rate_limit_remaining_provokes_no_429(fake, tap):
     seed(fake, (300, 300, 150))
     fake.rate_limit = 4

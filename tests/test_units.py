@@ -211,3 +211,15 @@ def test_null_booleans_stay_null():
     schema = {"type": "object", "properties": {"flag": {"type": ["null", "boolean"]}}}
     for value, expected in ((None, None), ("", None), (True, True), (False, False)):
         assert WootricTransformer().transform({"flag": value}, schema) == {"flag": expected}
+
+
+@pytest.mark.parametrize("value", ["2024-02-30 10:00:00 +0000", "2024-01-01 24:00:00 +0000",
+                                   "2024-02-30 10:00:00 -0800", "2024-01-01 10:00:00 --800"])
+def test_impossible_api_times_are_not_turned_into_instants(value):
+    from tap_wootric.timeutil import whole_second_rfc3339
+    from tap_wootric.transform import RecordTransformer
+
+    assert whole_second_rfc3339(value) is None
+    schema = {"type": "object", "properties": {"id": {"type": "integer"},
+                                               "t": {"type": ["null", "string"], "format": "date-time"}}}
+    assert RecordTransformer("s", schema, {}).transform({"id": 1, "t": value}) == {"id": 1, "t": None}
