@@ -49,6 +49,9 @@ def prepare_state(raw: Any) -> Dict[str, Any]:
     for stream, bookmark in bookmarks.items():
         if not isinstance(bookmark, dict):
             raise InputFileError(f"state file: the bookmark of stream '{stream}' must be an object")
+        version = bookmark.get("version")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise InputFileError(f"state file: the table version of stream '{stream}' must be an integer: {version!r}")
         for key in TIME_KEYS:
             if key in bookmark and bookmark[key] is not None and parse_bookmark(bookmark[key]) is None:
                 raise InputFileError(

@@ -101,6 +101,7 @@ def test_port_where_nothing_listens(fake, tap):
     ('["a list"]', ["state file", "JSON object"]),
     ('{"bookmarks": {"responses": "2024-01-01"}}', ["bookmark of stream 'responses'", "must be an object"]),
     ('{"bookmarks": {"end_users": {"updated_at": "yesterday-ish"}}}', ["updated_at", "not a timestamp"]),
+    ('{"bookmarks": {"segments": {"version": "v2"}}}', ["version of stream 'segments'", "integer"]),
 ])
 def test_bad_state_file(fake, tap, tmp_path, content, expected):
     path = tmp_path / "state.json"
