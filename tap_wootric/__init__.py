@@ -83,8 +83,8 @@ def load_catalog(path: str) -> Catalog:
 def log_level(args: argparse.Namespace) -> int:
     if args.debug:
         return logging.DEBUG
-    name = args.log_level or os.environ.get("LOG_LEVEL", "").upper() or "INFO"
-    return logging.getLevelName(name) if isinstance(logging.getLevelName(name), int) else logging.INFO
+    level = logging.getLevelName(args.log_level or os.environ.get("LOG_LEVEL", "").upper() or "INFO")
+    return level if isinstance(level, int) else logging.INFO
 
 
 def time_scale() -> float:

@@ -155,9 +155,11 @@ class FullTableSync:
             LOGGER.info("cxi_responses: %d of %s reached by paging both ways; reading them through imports",
                         len(seen), total if total is not None else "an uncounted number")
             for import_body in self._pages("imports", enveloped=False, params={}):
-                for summary in self._rows_of_plain(import_body):
+                for summary in self._rows_of(import_body, "imports", enveloped=False):
                     if all_seen():
                         break
+                    if not isinstance(summary, dict) or summary.get("id") is None:
+                        continue
                     detail = self._get(f"imports/{summary['id']}")
                     responses = detail.get("responses") if isinstance(detail, dict) else None
                     if isinstance(responses, list):
@@ -174,12 +176,6 @@ class FullTableSync:
                 "1,500 from each end of its listing and through imports); %d were emitted",
                 total - len(seen), total, len(seen),
             )
-
-    @staticmethod
-    def _rows_of_plain(body: Any) -> List[Dict[str, Any]]:
-        if not isinstance(body, list):
-            raise ApiError("GET CXI /imports returned no list")
-        return [row for row in body if isinstance(row, dict) and row.get("id") is not None]
 
     # -- sync -----------------------------------------------------------------
 

@@ -156,9 +156,12 @@ class StreamSync:
         }
         if query.lt is not None:
             params[f"{spec.filter_param}[lt]"] = query.lt
-        body = self.client.get(spec.path, params)
+        return self._get_rows(params)
+
+    def _get_rows(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
+        body = self.client.get(self.spec.path, params)
         if not isinstance(body, list):
-            raise ApiError(f"GET /{spec.path} returned a {type(body).__name__}, not a list of records")
+            raise ApiError(f"GET /{self.spec.path} returned a {type(body).__name__}, not a list of records")
         return body
 
     def run(self) -> None:
@@ -179,10 +182,7 @@ class StreamSync:
         self._scan(plan_scan(spec, self.config, bookmark, self.signpost))
 
     def _probe(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
-        body = self.client.get(self.spec.path, {"page": 1, "sort_key": "updated_at", "sort_order": "desc", **params})
-        if not isinstance(body, list):
-            raise ApiError(f"GET /{self.spec.path} returned a {type(body).__name__}, not a list of records")
-        return body
+        return self._get_rows({"page": 1, "sort_key": "updated_at", "sort_order": "desc", **params})
 
     def _updated_paging_verdict(self) -> Tuple[Optional[str], Optional[int]]:
         """Whether paging on updated_at can be trusted here: (None, newest updated second) if so, else

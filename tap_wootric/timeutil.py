@@ -40,9 +40,9 @@ def to_epoch_seconds(value: Any) -> int:
         return int(value // 1)
     if not isinstance(value, str):
         raise UnparseableTime(f"not a time: {type(value).__name__}")
-    match = _API_FORMAT.match(value)
-    if match:
-        return _epoch_of(match)
+    epoch = _api_epoch(value)
+    if epoch is not None:
+        return epoch
     try:
         parsed = dateutil.parser.parse(value)
     except (ValueError, OverflowError) as exc:
@@ -52,47 +52,47 @@ def to_epoch_seconds(value: Any) -> int:
     return calendar.timegm(parsed.utctimetuple())
 
 
-def _epoch_of(match: re.Match[str]) -> int:
+def _api_epoch(value: str, *, whole_seconds_only: bool = False) -> Optional[int]:
+    """Epoch seconds of a string in one of the API's own shapes, without a general-purpose parser;
+    None for any other shape. Raises UnparseableTime for a date or time that does not exist."""
+    if (len(value) == 25 and value[10] == " " and value[19] == " " and value[4] == value[7] == "-"
+            and value[13] == value[16] == ":" and value[20] in "+-"):
+        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value: sliced, not matched.
+        digits = value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + value[21:25]
+        if digits.isdigit() and digits.isascii():
+            return _instant(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                            int(value[14:16]), int(value[17:19]), value[20], int(value[21:23]), int(value[23:25]))
+    match = _API_FORMAT.match(value)
+    if not match or (whole_seconds_only and match.group(7)):
+        return None
     year, month, day, hour, minute, second, _fraction, sign, off_h, off_m, _zulu = match.groups()
-    local = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0))
-    if sign:
-        offset = int(off_h) * 3600 + int(off_m) * 60
-        return local - offset if sign == "+" else local + offset
-    return local
+    return _instant(int(year), int(month), int(day), int(hour), int(minute), int(second), sign,
+                    int(off_h or 0), int(off_m or 0))
+
+
+def _instant(year: int, month: int, day: int, hour: int, minute: int, second: int, sign: Optional[str],
+             offset_hours: int, offset_minutes: int) -> int:
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour <= 23
+            and minute <= 59 and second <= 59 and offset_hours <= 23 and offset_minutes <= 59):
+        raise UnparseableTime("no such date or time")
+    local = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    offset = offset_hours * 3600 + offset_minutes * 60
+    return local + offset if sign == "-" else local - offset
 
 
 def whole_second_rfc3339(value: Any) -> Optional[str]:
     """The API's whole-second time strings and UNIX seconds as singer-python formats date-times,
-    without its general-purpose parser (the slowest step per record); None for any other shape."""
-    if (type(value) is str and len(value) == 25 and value[10] == " " and value[19] == " "
-            and value[4] == value[7] == "-" and value[13] == value[16] == ":"):
-        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value: sliced, not parsed.
-        digits = value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + value[21:25]
-        sign = value[20]
-        if not (digits.isdigit() and digits.isascii()) or sign not in "+-":
+    without its general-purpose parser (the slowest step per record); None for any other shape
+    or for a date that does not exist (the general parser then decides, and rejects it)."""
+    if type(value) is str:
+        try:
+            seconds = _api_epoch(value, whole_seconds_only=True)
+        except UnparseableTime:
             return None
-        year, month, day = int(value[0:4]), int(value[5:7]), int(value[8:10])
-        hour, minute, second = int(value[11:13]), int(value[14:16]), int(value[17:19])
-        offset_hours, offset_minutes = int(value[21:23]), int(value[23:25])
-        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour <= 23
-                and minute <= 59 and second <= 59 and offset_hours <= 23 and offset_minutes <= 59):
-            return None  # not a real instant: the general parser decides (and rejects it)
-        offset = offset_hours * 3600 + offset_minutes * 60
-        if not offset:
-            return f"{value[:10]}T{value[11:19]}.000000Z"
-        local = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
-        seconds = local - offset if sign == "+" else local + offset
-        return _format_seconds(seconds)
+        return None if seconds is None else _format_seconds(seconds)
     if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str):
-        match = _API_FORMAT.match(value)
-        if not match or match.group(7):
-            return None
-        seconds = _epoch_of(match)
-    else:
-        return None
-    return _format_seconds(seconds)
+        return _format_seconds(value)
+    return None
 
 
 def _format_seconds(seconds: int) -> Optional[str]:
