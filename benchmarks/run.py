@@ -237,7 +237,9 @@ def budget_minimum(run: Run, dataset: Dataset) -> float:
 
 def bench_dataset(dataset: Dataset, taps: List[Tap], rate_limited: bool) -> DatasetResult:
     end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
-    fake = build_fake(dataset, end).start()
+    fake = build_fake(dataset, end)
+    fake.warm()  # both taps then meet an equally warm fake, whichever runs first
+    fake.start()
     try:
         truth_ids = {stream: fake.ids(stream) for stream in STREAMS}
         result = DatasetResult(dataset, {s: len(ids) for s, ids in truth_ids.items()})

@@ -107,6 +107,11 @@ class WootricClient:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = config.user_agent
         self.session.headers["Accept"] = "application/json"
+        # requests reads proxy and CA-bundle variables (and ~/.netrc) from the environment on every
+        # request, which cost more than a page's parsing; they are read once per host instead, and a
+        # netrc entry cannot replace the Bearer header.
+        self.session.trust_env = False
+        self._environment_settings: Dict[str, Dict[str, Any]] = {}
         self.request_counts: Counter = Counter()
         self._clock = clock
         self._max_tries = max_tries
@@ -186,7 +191,8 @@ class WootricClient:
         params = {"account_token": self.config.account_token} if self.config.account_token else None
         try:
             response = self.session.post(
-                self.config.oauth_url, data=form, params=params, timeout=self.config.request_timeout
+                self.config.oauth_url, data=form, params=params, timeout=self.config.request_timeout,
+                **self._environment_for(self.config.oauth_url),
             )
         except TRANSIENT_REQUEST_ERRORS as exc:
             failure = self._network_failure(self.config.oauth_url, exc)
@@ -254,6 +260,7 @@ class WootricClient:
                 params=params,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self.config.request_timeout,
+                **self._environment_for(url),
             )
         except TRANSIENT_REQUEST_ERRORS as exc:
             self._log_request_metric(path, started, None)
@@ -337,6 +344,18 @@ class WootricClient:
             self._sleep(wait)
 
     # -- helpers ------------------------------------------------------------
+
+    def _environment_for(self, url: str) -> Dict[str, Any]:
+        """The proxies and CA bundle the environment sets for this URL's host (HTTPS_PROXY, NO_PROXY,
+        REQUESTS_CA_BUNDLE ...), as requests itself would read them."""
+        host = _host(url)
+        settings = self._environment_settings.get(host)
+        if settings is None:
+            with requests.Session() as reader:
+                merged = reader.merge_environment_settings(url, {}, None, None, None)
+            settings = {"proxies": merged["proxies"], "verify": merged["verify"]}
+            self._environment_settings[host] = settings
+        return settings
 
     def _url_of(self, path: str) -> str:
         if path.startswith(CXI_PREFIX):

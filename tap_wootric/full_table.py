@@ -20,6 +20,7 @@ from singer.catalog import CatalogEntry
 
 from tap_wootric.client import CXI_PREFIX, WootricClient
 from tap_wootric.errors import ApiError
+from tap_wootric.output import RecordWriter
 from tap_wootric.paging import MAX_PAGE, MAX_PER_PAGE
 from tap_wootric.selection import selected_schema
 from tap_wootric.streams import CXI_API, StreamSpec
@@ -192,11 +193,11 @@ class FullTableSync:
             singer.write_version(spec.name, version)
         transformer = RecordTransformer(spec.name, self.schema, self.mdata)
         emitted = 0
+        writer = RecordWriter(spec.name, version)
         with metrics.record_counter(spec.name) as counter:
             extracted_at = datetime.now(timezone.utc)
             for row in self.rows():
-                singer.write_message(singer.RecordMessage(
-                    stream=spec.name, record=transformer.transform(row), version=version, time_extracted=extracted_at))
+                writer.write([transformer.transform(row)], extracted_at)
                 counter.increment()
                 emitted += 1
         if self.complete:

@@ -22,6 +22,7 @@ from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
 from tap_wootric.full_table import CxiUnavailable, FullTableSync
+from tap_wootric.output import RecordWriter
 from tap_wootric.paging import MAX_PER_PAGE, KeysetScanner, PageQuery, QueryNotHonoured
 from tap_wootric.selection import selected_schema, selected_streams
 from tap_wootric.streams import CXI_API, INCREMENTAL, StreamSpec
@@ -256,14 +257,16 @@ class StreamSync:
             self._fetch, lambda row: self._second_of(row, spec.scan_field), stream=spec.name, logger=LOGGER
         )
         transformer = RecordTransformer(spec.name, self.schema, self.mdata)
+        writer = RecordWriter(spec.name)
         with metrics.record_counter(spec.name) as counter:
             for batch in scanner.scan(plan.start, plan.upper):
                 extracted_at = datetime.now(timezone.utc)
-                for row in self._emittable(batch.records, plan, progress):
-                    record = transformer.transform(row)
-                    singer.write_record(spec.name, record, time_extracted=extracted_at)
-                    counter.increment()
-                    progress.records += 1
+                written = writer.write(
+                    [transformer.transform(row) for row in self._emittable(batch.records, plan, progress)],
+                    extracted_at,
+                )
+                counter.increment(written)
+                progress.records += written
                 if batch.checkpoint is not None:
                     self._checkpoint(plan, batch.checkpoint)
                 progress.tick()

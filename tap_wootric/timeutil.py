@@ -9,6 +9,7 @@ colon in the offset or milliseconds, UNIX seconds). Everything becomes UTC here.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from datetime import datetime, timezone
@@ -55,13 +56,15 @@ def to_epoch_seconds(value: Any) -> int:
 def _api_epoch(value: str, *, whole_seconds_only: bool = False) -> Optional[int]:
     """Epoch seconds of a string in one of the API's own shapes, without a general-purpose parser;
     None for any other shape. Raises UnparseableTime for a date or time that does not exist."""
-    if (len(value) == 25 and value[10] == " " and value[19] == " " and value[4] == value[7] == "-"
-            and value[13] == value[16] == ":" and value[20] in "+-"):
-        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value: sliced, not matched.
-        digits = value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + value[21:25]
-        if digits.isdigit() and digits.isascii():
-            return _instant(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
-                            int(value[14:16]), int(value[17:19]), value[20], int(value[21:23]), int(value[23:25]))
+    if len(value) == 25 and value[10] == " " and value[13] == ":" and value[19] == " ":
+        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value. Rows of a page share a few
+        # hours, so the calendar work is done once per hour and offset; minutes and seconds are a
+        # table lookup. Anything odd in this shape falls through to the checks below.
+        minutes_seconds = _MINUTES_SECONDS.get(value[14:19])
+        if minutes_seconds is not None:
+            hour_start = _hour_start(value[0:13] + value[19:25])
+            if hour_start is not None:
+                return hour_start + minutes_seconds
     match = _API_FORMAT.match(value)
     if not match or (whole_seconds_only and match.group(7)):
         return None
@@ -70,14 +73,43 @@ def _api_epoch(value: str, *, whole_seconds_only: bool = False) -> Optional[int]
                     int(off_h or 0), int(off_m or 0))
 
 
+_MINUTES_SECONDS = {f"{m:02d}:{s:02d}": m * 60 + s for m in range(60) for s in range(60)}
+_CLOCK_FACES = [f"{m:02d}:{s:02d}.000000Z" for m in range(60) for s in range(60)]
+
+
+@functools.lru_cache(maxsize=8192)
+def _hour_start(local_hour: str) -> Optional[int]:
+    """Epoch seconds of "YYYY-MM-DD HH +HHMM" (a local hour and its offset); None unless it is
+    exactly that shape and a real hour."""
+    digits = local_hour[0:4] + local_hour[5:7] + local_hour[8:10] + local_hour[11:13] + local_hour[15:19]
+    if not (local_hour[4] == local_hour[7] == "-" and local_hour[14] in "+-" and digits.isdigit()
+            and digits.isascii()):
+        return None
+    try:
+        return _instant(int(local_hour[0:4]), int(local_hour[5:7]), int(local_hour[8:10]), int(local_hour[11:13]),
+                        0, 0, local_hour[14], int(local_hour[15:17]), int(local_hour[17:19]))
+    except UnparseableTime:
+        return None
+
+
 def _instant(year: int, month: int, day: int, hour: int, minute: int, second: int, sign: Optional[str],
              offset_hours: int, offset_minutes: int) -> int:
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour <= 23
-            and minute <= 59 and second <= 59 and offset_hours <= 23 and offset_minutes <= 59):
+    if not (hour <= 23 and minute <= 59 and second <= 59 and offset_hours <= 23 and offset_minutes <= 59):
         raise UnparseableTime("no such date or time")
-    local = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    local = _midnight(f"{year:04d}-{month:02d}-{day:02d}") + hour * 3600 + minute * 60 + second
     offset = offset_hours * 3600 + offset_minutes * 60
     return local + offset if sign == "-" else local - offset
+
+
+# Rows of one page share a handful of dates, so the calendar work is done once per date.
+@functools.lru_cache(maxsize=4096)
+def _midnight(date: str) -> int:
+    """Epoch seconds of 00:00 UTC on a "YYYY-MM-DD" date; UnparseableTime if there is no such date
+    (an exception is not cached, so a bad date is judged each time)."""
+    year, month, day = int(date[0:4]), int(date[5:7]), int(date[8:10])
+    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
+        raise UnparseableTime("no such date or time")
+    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
 
 
 def whole_second_rfc3339(value: Any) -> Optional[str]:
@@ -96,14 +128,21 @@ def whole_second_rfc3339(value: Any) -> Optional[str]:
 
 
 def _format_seconds(seconds: int) -> Optional[str]:
+    hours, within_hour = divmod(seconds, 3600)
+    prefix = _hour_prefix(hours)
+    return None if prefix is None else prefix + _CLOCK_FACES[within_hour]
+
+
+@functools.lru_cache(maxsize=8192)
+def _hour_prefix(hours: int) -> Optional[str]:
+    """"YYYY-MM-DDTHH:" of an hour counted from the epoch; None outside the years 1 to 9999."""
     try:
-        moment = time.gmtime(seconds)
+        moment = time.gmtime(hours * 3600)
     except (OverflowError, OSError, ValueError):
         return None
     if not 1 <= moment.tm_year <= 9999:
         return None
-    return (f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T"
-            f"{moment.tm_hour:02d}:{moment.tm_min:02d}:{moment.tm_sec:02d}.000000Z")
+    return f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T{moment.tm_hour:02d}:"
 
 
 def format_epoch(seconds: Union[int, float]) -> str:

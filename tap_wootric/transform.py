@@ -88,6 +88,9 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
     return _scalar(scalar, nullable)
 
 
+_NO_TYPES: frozenset = frozenset()
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -105,15 +108,27 @@ def _free_object(nullable: bool) -> Converter:
             return value
         return _null_or_fail(value, nullable)
 
+    return _keeps(convert, dict, nullable)
+
+
+def _keeps(convert: Converter, python_type: type, nullable: bool) -> Converter:
+    """Note on a converter which types of value it returns unchanged, so that objects can copy those
+    values without calling it: most of a record's values are already what the schema asks for."""
+    convert.unchanged = frozenset((python_type, type(None)) if nullable else (python_type,))  # type: ignore[attr-defined]
     return convert
 
 
 def _object(children: Dict[str, Converter], dropped: frozenset, nullable: bool) -> Converter:
+    unchanged = {name: getattr(child, "unchanged", _NO_TYPES) for name, child in children.items()}
+
     def convert(value: Any) -> Any:
         if type(value) is not dict:
             return _null_or_fail(value, nullable)
         result = {}
         for key, item in value.items():
+            if type(item) in unchanged.get(key, _NO_TYPES):
+                result[key] = item
+                continue
             converter = children.get(key)
             if converter is not None:
                 result[key] = converter(item)
@@ -166,7 +181,7 @@ def _scalar(python_type: type, nullable: bool) -> Converter:
             return _null_or_fail(value, nullable)
         raise _NotFastPathable
 
-    return convert
+    return _keeps(convert, python_type, nullable)
 
 
 class WootricTransformer(Transformer):

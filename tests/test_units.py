@@ -223,3 +223,31 @@ def test_impossible_api_times_are_not_turned_into_instants(value):
     schema = {"type": "object", "properties": {"id": {"type": "integer"},
                                                "t": {"type": ["null", "string"], "format": "date-time"}}}
     assert RecordTransformer("s", schema, {}).transform({"id": 1, "t": value}) == {"id": 1, "t": None}
+
+
+def test_api_time_fast_path_agrees_with_the_standard_parser_on_valid_and_broken_values():
+    """The sliced and cached path for "YYYY-MM-DD HH:MM:SS +HHMM" against datetime.strptime, over
+    random values with every part sometimes out of range (day 31 in February, hour 24, minute 60 ...)."""
+    import random
+    from datetime import datetime
+
+    from tap_wootric.timeutil import UnparseableTime, whole_second_rfc3339
+
+    rng = random.Random(20261123)
+    for _ in range(20000):
+        year, month, day = rng.randint(1970, 2037), rng.randint(0, 13), rng.randint(0, 32)
+        hour, minute, second = rng.randint(0, 24), rng.randint(0, 60), rng.randint(0, 60)
+        sign, offset_hours, offset_minutes = rng.choice("+-"), rng.randint(0, 14), rng.choice((0, 30, 45, 60))
+        value = (f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d} "
+                 f"{sign}{offset_hours:02d}{offset_minutes:02d}")
+        try:
+            expected = int(datetime.strptime(value, "%Y-%m-%d %H:%M:%S %z").timestamp())
+        except ValueError:
+            expected = None
+        if expected is None:
+            with pytest.raises(UnparseableTime):
+                to_epoch_seconds(value)
+            assert whole_second_rfc3339(value) is None, value
+        else:
+            assert to_epoch_seconds(value) == expected, value
+            assert whole_second_rfc3339(value) == format_epoch(expected).replace("Z", ".000000Z"), value
