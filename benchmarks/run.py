@@ -311,7 +311,8 @@ def markdown(results: List[DatasetResult], command: str) -> str:
         "",
         "Both taps run through their command lines against the fake API in `tests/fake_wootric.py` "
         "(50 records a page, 30 pages a query, times in whole seconds). The fake runs in the benchmark's "
-        "process with no simulated latency; its own work (about 1.5 ms a request) is part of the wall "
+        "process with no simulated latency, its pages rendered before either tap runs so that neither "
+        "pays for the fake's first pass; its own work (under 1 ms a request) is part of the wall "
         "time, so `tap CPU s` (the tap process's user + system time) shows the taps' own cost. "
         "`ideal` is ceil(N/50) list requests; the target is at most 1.05 x ideal + 2 per stream.",
         "",
