@@ -364,6 +364,12 @@ class WootricClient:
 
     def _network_failure(self, url: str, exc: Exception) -> NetworkError:
         text = str(exc)
+        if isinstance(exc, requests.exceptions.ProxyError):
+            proxy = urlsplit(requests.utils.select_proxy(url, self._environment_for(url)["proxies"]) or "")
+            # Only host and port: a proxy URL may carry a user name and password.
+            where = f"{proxy.hostname}:{proxy.port}" if proxy.port else (proxy.hostname or "")
+            return NetworkError(f"cannot reach {_host(url)} through the proxy {where} set in the environment "
+                                "(HTTPS_PROXY / HTTP_PROXY; NO_PROXY lists hosts to reach directly)")
         if any(sign in text for sign in ("NameResolutionError", "Failed to resolve", "Name or service not known",
                                          "nodename", "name resolution")):
             return NetworkError(f"cannot reach {_host(url)}: host name cannot be resolved")

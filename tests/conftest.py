@@ -111,9 +111,11 @@ class TapRunner:
         return path
 
     def run(self, config: Dict[str, Any], *args: str, state: Optional[Dict[str, Any]] = None,
-            catalog: Optional[Dict[str, Any]] = None, timeout: float = 120) -> TapRun:
+            catalog: Optional[Dict[str, Any]] = None, timeout: float = 120,
+            env: Optional[Dict[str, str]] = None) -> TapRun:
+        """Run the tap to the end; `env` adds or overrides environment variables."""
         argv = self.argv(config, *args, state=state, catalog=catalog)
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env())
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(**(env or {})))
         self.outputs += [proc.stdout, proc.stderr]
         run = TapRun(proc.returncode, proc.stdout, proc.stderr)
         if not args or "--discover" not in args:

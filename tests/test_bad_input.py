@@ -160,3 +160,20 @@ def test_old_flat_state_of_tap_wootric_0_5_is_migrated(fake, tap):
     # The old bookmarks were honoured: they lie in the future, so nothing is new.
     assert run.records() == []
     assert {"end_users", "responses", "declines"} <= set(run.final_state["bookmarks"])
+
+
+def test_proxy_settings_in_the_environment_are_honoured(fake, tap):
+    """HTTP(S)_PROXY and NO_PROXY apply as they do for requests itself: the tap reads them once per host
+    rather than on every request, and must still read them."""
+    seed(fake, (5, 5, 5))
+    proxy_address = f"127.0.0.1:{free_port()}"
+    dead_proxy = f"http://proxy-user:proxy-secret@{proxy_address}"
+    proxied = {name: dead_proxy for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")}
+    no_bypass = {"no_proxy": "", "NO_PROXY": ""}
+    through_proxy = tap.run(fake.config(), env={**proxied, **no_bypass})
+    assert_fails_clearly(through_proxy, f"through the proxy {proxy_address}")
+    assert "proxy-secret" not in through_proxy.stderr
+    assert fake.api_request_count == 0
+    bypassed = tap.run(fake.config(), env={**proxied, "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"})
+    assert bypassed.returncode == 0, bypassed.stderr[-2000:]
+    assert len(bypassed.ids("responses")) == 5

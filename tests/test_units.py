@@ -251,3 +251,31 @@ def test_api_time_fast_path_agrees_with_the_standard_parser_on_valid_and_broken_
         else:
             assert to_epoch_seconds(value) == expected, value
             assert whole_second_rfc3339(value) == format_epoch(expected).replace("Z", ".000000Z"), value
+
+
+@pytest.mark.parametrize("version", [None, 1700000000123])
+def test_record_lines_are_exactly_those_singer_python_writes(capsys, version):
+    """RecordWriter builds RECORD lines itself for speed; a target must not see any difference from
+    singer-python's own writer: key order, separators, escaping, Decimals and refused NaN included."""
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    import singer
+
+    from tap_wootric.output import RecordWriter
+
+    extracted_at = datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=timezone.utc)
+    records = [
+        {"id": 1, "text": "Très bien 👍 \"quoted\" \\ back\nslash\u2028", "score": 9.5, "tags": ["a", "ß"],
+         "end_user": {"properties": {"plan": None, "seats": 3, "flag": True}}, "created_at": None},
+        {"id": 2, "amount": Decimal("12.50")},
+        {},
+    ]
+    for record in records:
+        singer.write_message(singer.RecordMessage(stream="réponses", record=record, version=version,
+                                                  time_extracted=extracted_at))
+    expected = capsys.readouterr().out
+    assert RecordWriter("réponses", version).write(records, extracted_at) == 3
+    assert capsys.readouterr().out == expected
+    with pytest.raises(ValueError):
+        RecordWriter("s").write([{"score": float("nan")}], extracted_at)
