@@ -1,4 +1,7 @@
-"""RECORD messages, written a page at a time.
+"""The one writer of Singer messages: SCHEMA, RECORD (a page at a time), STATE and ACTIVATE_VERSION.
+
+Every message goes out as complete lines in one write and one flush, so whatever a target has
+read ends on a line boundary, and a page's records are on stdout before any STATE that follows.
 
 The lines are exactly those of singer-python's `write_record` (same keys in the same order, same
 separators, ASCII-escaped, NaN refused). singer-python builds a message object, encodes it with
@@ -10,15 +13,40 @@ stdout, complete lines only, before any STATE that follows them.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import singer
 from singer.utils import strftime
 
 _ENCODER = json.JSONEncoder(allow_nan=False)
+
+
+class MessageWriter:
+    """Writes every message the tap sends."""
+
+    def schema(self, stream: str, schema: Dict[str, Any], key_properties: List[str],
+               bookmark_properties: Optional[List[str]] = None) -> None:
+        self._line(singer.SchemaMessage(stream=stream, schema=schema, key_properties=key_properties,
+                                        bookmark_properties=bookmark_properties))
+
+    def records(self, stream: str, records: Iterable[Dict[str, Any]], time_extracted: datetime,
+                version: Optional[int] = None) -> int:
+        return RecordWriter(stream, version).write(records, time_extracted)
+
+    def state(self, value: Dict[str, Any]) -> None:
+        self._line(singer.StateMessage(value=copy.deepcopy(value)))
+
+    def activate_version(self, stream: str, version: int) -> None:
+        self._line(singer.ActivateVersionMessage(stream=stream, version=version))
+
+    @staticmethod
+    def _line(message: singer.Message) -> None:
+        sys.stdout.write(singer.format_message(message) + "\n")
+        sys.stdout.flush()
 
 
 class RecordWriter:
