@@ -278,7 +278,7 @@ class IncrementalSync:
         return probe(self.get_rows, lambda row: self.second_of(row, spec.replication_key),
                      lambda row: self.second_of(row, spec.created_field),
                      updated_param=spec.replication_filter_param, updated_field=spec.replication_key,
-                     signpost=self.signpost)
+                     created_field=spec.created_field, signpost=self.signpost)
 
     def run(self) -> None:
         spec = self.spec

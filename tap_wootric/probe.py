@@ -4,12 +4,13 @@ The notes leave it unverified whether /responses and /declines honour `updated[.
 `sort_key=updated_at`; an API built on Grape silently drops parameters it does not declare. Two
 requests decide both, each on its own:
 
-1. The rows updated an hour after the sync started. An API that honours `updated[...]` has none;
-   one that ignores it sends a row. (An empty table sends none either way, and then nothing can be
-   missed.)
+1. The rows updated an hour after the sync started, newest-created first. An API that honours
+   `updated[...]` has none; one that ignores it sends its newest-created row. (An empty table
+   sends none either way, and then nothing can be missed.)
 2. The 50 most recently updated rows, sorted on updated_at, newest first. They must come in that
-   order, and in an order that creation order is not: otherwise the page cannot tell an honoured
-   sort from creation order (a table whose rows are never edited), and the sort stays unproven.
+   order, and the page must prove it is not creation order: its top row is older than the
+   newest-created row, or its rows are out of creation order. Otherwise (a table whose rows are
+   never edited, say) an honoured sort cannot be told from creation order, and it stays unproven.
    This page is also page 1 of the newest-first walk, and its top row says whether anything
    changed at all.
 """
@@ -47,17 +48,24 @@ def probe(
     *,
     updated_param: str,
     updated_field: str,
+    created_field: str,
     signpost: int,
+    id_of: Callable[[Row], Any] = lambda row: row["id"],
 ) -> Verdict:
-    base = {"page": 1, "sort_key": updated_field, "sort_order": "desc"}
-    future = get_rows({**base, "per_page": 1, f"{updated_param}[gte]": signpost + PROBE_AHEAD_SECONDS})
+    future = get_rows({"page": 1, "per_page": 1, "sort_key": created_field, "sort_order": "desc",
+                       f"{updated_param}[gte]": signpost + PROBE_AHEAD_SECONDS})
     filter_honoured = not future
-    newest = get_rows({**base, "per_page": MAX_PER_PAGE, f"{updated_param}[lt]": signpost + 1})
+    newest = get_rows({"page": 1, "per_page": MAX_PER_PAGE, "sort_key": updated_field, "sort_order": "desc",
+                       f"{updated_param}[lt]": signpost + 1})
     updated = [updated_second_of(row) for row in newest]
     created = [created_second_of(row) for row in newest]
     if any(later > earlier for earlier, later in zip(updated, updated[1:])):
         return Verdict(filter_honoured, False, "does not sort on updated_at", newest)
-    if all(later <= earlier for earlier, later in zip(created, created[1:])):
+    # An API ignoring sort_key would send creation order, whose first row is the newest-created row,
+    # which the first request returned when the filter was ignored.
+    above_newest_created = bool(future and newest and id_of(newest[0]) != id_of(future[0])
+                                and created[0] < created_second_of(future[0]))
+    if not above_newest_created and all(later <= earlier for earlier, later in zip(created, created[1:])):
         return Verdict(filter_honoured, False, "gives no proof that it sorts on updated_at (its newest-updated "
                        "rows are also in creation order)", newest)
     return Verdict(filter_honoured, True, "sorts on updated_at", newest, updated[0])
