@@ -127,6 +127,7 @@ class IncrementalSync:
         self.pass_: Optional[ReconcilePass] = None
         # Whether old edits reach the warehouse only through the pass (world C).
         self.catches_old_edits = False
+        self.verdict: Optional[Verdict] = None
 
     # -- the interface strategies use -------------------------------------------
 
@@ -220,9 +221,12 @@ class IncrementalSync:
         `checkpoint(second)` at each safe point; with `stop_after_rows`, stop at the first checkpoint
         after that many rows were read. The stats' `completed` says whether the range was read to its end."""
 
+        alternative = self.alternative_sort_key(field)
+
         def fetch(query: PageQuery) -> List[Dict[str, Any]]:
             params: Dict[str, Any] = {
-                "page": query.page, "per_page": query.per_page, "sort_key": field,
+                "page": query.page, "per_page": query.per_page,
+                "sort_key": alternative if query.alternative_sort else field,
                 "sort_order": "desc" if query.descending else "asc", f"{filter_param}[gte]": query.gte,
                 **(extra_params or {}),
             }
@@ -230,7 +234,8 @@ class IncrementalSync:
                 params[f"{filter_param}[lt]"] = query.lt
             return self.get_rows(params)
 
-        scanner = KeysetScanner(fetch, lambda row: self.second_of(row, field), stream=self.spec.name, logger=LOGGER)
+        scanner = KeysetScanner(fetch, lambda row: self.second_of(row, field), stream=self.spec.name, logger=LOGGER,
+                                alternative_sort=alternative is not None)
         read = 0
         batch: Optional[Batch] = None  # None once the scan has ended by itself
         with self.emitting() as emit:
@@ -258,6 +263,15 @@ class IncrementalSync:
         scanner.stats.completed = batch is None
         return scanner.stats
 
+    def alternative_sort_key(self, field: str) -> Optional[str]:
+        """The other key the API sorts on here, documented or proved by this run's probe."""
+        spec = self.spec
+        if field == spec.scan_field and spec.alternative_sort_key:
+            return spec.alternative_sort_key
+        if field == spec.scan_field and self.verdict is not None and self.verdict.sort_honoured:
+            return spec.replication_key
+        return None
+
     def finish(self, final_bookmark: int) -> None:
         bookmark = self.bookmark
         bookmark.pop("scan_position", None)
@@ -275,10 +289,11 @@ class IncrementalSync:
 
     def _probe(self) -> Verdict:
         spec = self.spec
-        return probe(self.get_rows, lambda row: self.second_of(row, spec.replication_key),
+        self.verdict = probe(self.get_rows, lambda row: self.second_of(row, spec.replication_key),
                      lambda row: self.second_of(row, spec.created_field),
                      updated_param=spec.replication_filter_param, updated_field=spec.replication_key,
                      created_field=spec.created_field, signpost=self.signpost)
+        return self.verdict
 
     def run(self) -> None:
         spec = self.spec

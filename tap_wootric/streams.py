@@ -30,6 +30,8 @@ class StreamSpec:
     created_field: str = "created_at"
     # Rows are edited after they are created (so the lookback rescan can find something).
     edited: bool = True
+    # A second sort key the API documents (used to reach rows that tie on scan_field in one second).
+    alternative_sort_key: Optional[str] = None
     selected_by_default: bool = True
     api: str = V1_API
     # FULL_TABLE streams: whether the endpoint pages (page/per_page, at most 30 x 50), extra fixed
@@ -58,6 +60,7 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="updated_at",
         filter_param="updated",
+        alternative_sort_key="created_at",
     ),
     StreamSpec(
         name="responses",
