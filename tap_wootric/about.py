@@ -10,7 +10,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from tap_wootric.config import DEFAULT_CXI_API_URL, DEFAULT_LOOKBACK_DAYS, DEFAULT_REQUEST_TIMEOUT, REGIONS
+from tap_wootric.config import (
+    DEFAULT_ACCOUNT_TIMEZONE,
+    DEFAULT_CXI_API_URL,
+    DEFAULT_DAILY_REREAD_DAYS,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_REQUEST_TIMEOUT,
+    REGIONS,
+)
 from tap_wootric.version import VERSION
 
 NAME = "tap-wootric"
@@ -56,6 +63,10 @@ SETTINGS: Tuple[Setting, ...] = (
             default=int(DEFAULT_REQUEST_TIMEOUT)),
     Setting("lookback_days", "integer", "Days of responses and declines to rescan for edits when the API cannot "
             "filter them on updated_at.", default=DEFAULT_LOOKBACK_DAYS),
+    Setting("account_timezone", "string", "The Wootric account's time zone (IANA name), whose days the day streams "
+            "(nps_summary, email_stats) are counted in.", default=DEFAULT_ACCOUNT_TIMEZONE),
+    Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
+            "for late answers and exclusions.", default=DEFAULT_DAILY_REREAD_DAYS),
 )
 
 # Either set is enough; Meltano's settings_group_validation.

@@ -23,8 +23,9 @@ from tap_wootric.errors import ApiError
 from tap_wootric.output import RecordWriter
 from tap_wootric.paging import MAX_PAGE, MAX_PER_PAGE
 from tap_wootric.selection import selected_schema
-from tap_wootric.streams import CXI_API, StreamSpec
+from tap_wootric.streams import CXI_API, V2_API, StreamSpec
 from tap_wootric.transform import RecordTransformer
+from tap_wootric.v2api import get_v2
 
 LOGGER = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class FullTableSync:
 
     def _get(self, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
         self.requests += 1
+        if self.spec.api == V2_API:
+            return get_v2(self.client, path, params)
         full_path = CXI_PREFIX + path if self.spec.api == CXI_API else path
         try:
             return self.client.get(full_path, params or {})
@@ -102,11 +105,36 @@ class FullTableSync:
             yield from self._all_cxi_responses()
         elif name == "cxi_tags":
             yield from self._tags_with_parents()
+        elif self.spec.rows_keys:
+            yield from self._keyed_rows(self._get(self.spec.path))
         elif self.spec.paged:
             for body in self._pages(self.spec.path):
                 yield from self._rows_of(body, self.spec.path)
         else:
             yield from self._rows_of(self._get(self.spec.path), self.spec.path)
+
+    def _keyed_rows(self, body: Any) -> Iterator[Dict[str, Any]]:
+        """Rows of an object body: the lists under the row's rows_keys, each row marked with the key it came
+        from (kind_field) and with whether the body names it the default (default_field)."""
+        spec = self.spec
+        if not isinstance(body, dict):
+            raise ApiError(f"GET /{spec.path} returned a {type(body).__name__}, not an object")
+        default_id = body.get(spec.default_id_key) if spec.default_id_key else None
+        for key in spec.rows_keys:
+            rows = body.get(key)
+            if rows is None:
+                continue  # an empty list may be left out
+            if not isinstance(rows, list):
+                raise ApiError(f"GET /{spec.path} returned a '{key}' that is not a list")
+            for row in rows:
+                if not isinstance(row, dict):
+                    raise ApiError(f"GET /{spec.path} returned a '{key}' entry that is not an object")
+                extra: Dict[str, Any] = {}
+                if spec.kind_field:
+                    extra[spec.kind_field] = key
+                if spec.default_field:
+                    extra[spec.default_field] = default_id is not None and row.get("id") == default_id
+                yield {**row, **extra}
 
     def _tags_with_parents(self) -> Iterator[Dict[str, Any]]:
         # flat=true lists child tags as rows of their own; their parent is known from the

@@ -20,6 +20,7 @@ from singer.catalog import Catalog, CatalogEntry
 
 from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
+from tap_wootric.daily import DailySync
 from tap_wootric.errors import ApiError
 from tap_wootric.full_table import CxiUnavailable, FullTableSync
 from tap_wootric.output import RecordWriter
@@ -33,6 +34,7 @@ from tap_wootric.timeutil import (
     to_epoch_seconds,
 )
 from tap_wootric.transform import RecordTransformer
+from tap_wootric.v2api import V2Refusals, V2Unavailable
 
 LOGGER = logging.getLogger(__name__)
 
@@ -328,11 +330,17 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
         singer.write_state(copy.deepcopy(value))
 
     cxi_refusal: Optional[str] = None
+    v2_refusals = V2Refusals([spec for spec, _ in streams])
     for spec, entry in streams:
         if spec.api == CXI_API and cxi_refusal is not None:
             continue
+        if v2_refusals.skips(spec):
+            continue
         state = singer.set_currently_syncing(state, spec.name)
         write_state(state)
+        if spec.reads_by_day:
+            v2_refusals.guard(DailySync(client, config, spec, entry, state, write_state).run)
+            continue
         if spec.replication_method == INCREMENTAL:
             StreamSync(client, config, spec, entry, state, signpost, write_state).run()
             continue
@@ -344,6 +352,8 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
             skipped = [s.name for s, _ in streams if s.api == CXI_API]
             LOGGER.warning("CXI streams skipped: the CXI API refused this account (%s); skipped: %s",
                            cxi_refusal, ", ".join(skipped))
+        except V2Unavailable as exc:
+            v2_refusals.refused(exc)
     state = singer.set_currently_syncing(state, None)
     write_state(state)
     return state
