@@ -98,10 +98,13 @@ def plan_days(start_day: date, bookmark: Optional[date], today: date, reread_day
     so the last `reread_days` ended days are read again; always up to today. A bookmark past the last
     ended day (a state written under another time zone) is pulled back to it.
     """
-    if bookmark is not None:
-        bookmark = min(bookmark, today - timedelta(days=1))
-    first = start_day if bookmark is None else max(start_day, bookmark + timedelta(days=1 - reread_days))
-    return DayPlan(first=first, today=today, bookmark=bookmark)
+    if bookmark is None:
+        return DayPlan(first=start_day, today=today, bookmark=None)
+    bookmark = min(bookmark, today - timedelta(days=1))
+    resume = bookmark + timedelta(days=1)
+    # Capped at start_day before subtracting, so that a huge setting cannot overflow the calendar.
+    back = min(reread_days, max(0, (resume - start_day).days))
+    return DayPlan(first=max(start_day, resume - timedelta(days=back)), today=today, bookmark=bookmark)
 
 
 def record_of(spec: StreamSpec, body: Any, day: date) -> Dict[str, Any]:

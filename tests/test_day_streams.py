@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
+import requests
 from conftest import NOW, TapRunner, select
 from fake_wootric import FakeWootric
 
@@ -39,6 +40,8 @@ def d(text):
     ("2026-11-30", 7, "2026-11-24"),    # the 7 ended days up to the bookmark again, then on
     ("2026-11-30", 0, "2026-12-01"),    # no re-read: only what follows the bookmark
     ("2026-10-03", 7, "2026-10-01"),    # never before start_date
+    ("2026-10-03", 10**9, "2026-10-01"),
+    ("2026-09-01", 7, "2026-10-01"),    # start_date moved later than the bookmark
     ("2026-12-05", 2, "2026-11-29"),    # a bookmark past the last ended day is pulled back to it
 ])
 def test_plan_days(bookmark, reread, first):
@@ -103,6 +106,45 @@ def test_a_days_record_is_the_body_or_the_object_under_record_key():
     body = {"email_stats": {"delivered": 3}, "initial_send": None, "reminder_send": None}
     assert record_of(get_stream("email_stats"), body, day) == {
         "date": "2026-11-30", "delivered": 3, "initial_send": None, "reminder_send": None}
+
+
+# -- the fake's summaries ------------------------------------------------------------------------------
+
+
+def test_the_fakes_summaries_add_up_and_follow_the_accounts_days(fake):
+    span = datetime(2026, 10, 20, tzinfo=timezone.utc), datetime(2026, 11, 10, tzinfo=timezone.utc)
+    fake.generate("responses", 200, *span)
+    fake.generate("declines", 40, *span)
+    token = requests.post(fake.oauth_url, data={"grant_type": "client_credentials", "client_id": fake.client_id,
+                                                "client_secret": fake.client_secret}, timeout=5).json()["access_token"]
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(path, **params):
+        return session.get(f"{fake.url}/{path}", params=params, timeout=5)
+
+    week = get("v1/nps_summary", **{"date[start]": "2026-10-26", "date[end]": "2026-11-01"}).json()
+    days = [get("v1/nps_summary", **{"date[start]": day, "date[end]": day}).json()
+            for day in (f"2026-10-{n}" for n in range(26, 32))]
+    days.append(get("v1/nps_summary", **{"date[start]": "2026-11-01", "date[end]": "2026-11-01"}).json())
+    for key in ("responses", "promoters", "passives", "detractors"):
+        assert week[key] == sum(day[key] for day in days)
+    # 1 Nov 2026 is 25 hours long in Los Angeles (daylight saving time ends).
+    low, high = fake.day_bounds(d("2026-11-01"))
+    assert high - low == timedelta(hours=25)
+    stats = get("v2/email_stats", **{"date_range[start_date]": "2026-10-26",
+                                     "date_range[end_date]": "2026-11-01"}).json()["email_stats"]
+    assert stats["raw_results"]["total_responses"] == sum(
+        1 for r in fake.records("responses") if fake.day_bounds(d("2026-10-26"))[0] <= r["created_at"] < high)
+    assert stats["send_date"] == "Oct 26, 2026-Nov  1, 2026"
+    assert stats["raw_results"]["sart_date"] == "2026-10-26T00:00:00-07:00"
+    assert stats["raw_results"]["end_date"] == "2026-11-01T23:59:59-08:00"
+    assert get("v1/nps_summary", **{"date[start]": "2026-02-30"}).status_code == 400
+    assert get("v1/nps_summary").status_code == 200  # the last month by default
+    assert get("v2/email_stats/nothing").status_code == 404
+    fake.v2_status = 403
+    assert get("v2/email_stats/sources").status_code == 403
+    assert get("v1/survey_templates").json()["default_survey_template_id"] == 123
 
 
 # -- through the CLI ------------------------------------------------------------------------------------
