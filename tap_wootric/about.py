@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from tap_wootric.config import (
+    DEFAULT_ACCOUNT_TIMEZONE,
     DEFAULT_CXI_API_URL,
+    DEFAULT_DAILY_REREAD_DAYS,
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_RECONCILE_RUNS,
     DEFAULT_REQUEST_TIMEOUT,
@@ -65,6 +67,10 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("reconcile_runs", "integer", "A reconciliation pass (every row read once, so deletions and, where the "
             "API offers no other way, old edits reach the warehouse) is spread over at most this many runs; 0 turns "
             "passes off.", default=DEFAULT_RECONCILE_RUNS),
+    Setting("account_timezone", "string", "The Wootric account's time zone (IANA name), whose days the day streams "
+            "(nps_summary, email_stats) are counted in.", default=DEFAULT_ACCOUNT_TIMEZONE),
+    Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
+            "for late answers and exclusions.", default=DEFAULT_DAILY_REREAD_DAYS),
 )
 
 # Either set is enough; Meltano's settings_group_validation.

@@ -4,7 +4,8 @@ The layout is singer-python's:
     {"currently_syncing": "responses",
      "bookmarks": {"end_users": {"updated_at": "2024-01-01T00:00:00Z"},
                    "responses": {"updated_at": "...", "scan_position": "...", "scan_signpost": "..."}}}
-`scan_position` and `scan_signpost` exist only while a lookback scan is unfinished.
+`scan_position` and `scan_signpost` exist only while a lookback scan is unfinished. The day streams
+(nps_summary, email_stats) bookmark an account-local date: `{"date": "2024-01-31"}`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict
 
+from tap_wootric.daily import parse_day
 from tap_wootric.errors import InputFileError
 from tap_wootric.streams import get_stream
 from tap_wootric.timeutil import parse_bookmark
@@ -57,6 +59,10 @@ def prepare_state(raw: Any) -> Dict[str, Any]:
                 raise InputFileError(
                     f"state file: bookmark '{key}' of stream '{stream}' is not a timestamp: {bookmark[key]!r}"
                 )
+        if bookmark.get("date") is not None and parse_day(bookmark["date"]) is None:
+            raise InputFileError(
+                f"state file: bookmark 'date' of stream '{stream}' is not a YYYY-MM-DD date: {bookmark['date']!r}"
+            )
     currently_syncing = state.get("currently_syncing")
     if currently_syncing is not None and not isinstance(currently_syncing, str):
         raise InputFileError("state file: 'currently_syncing' must be a stream name or null")

@@ -82,6 +82,9 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
         return _datetime(nullable)
     if kind == "number" and not schema.get("format"):
         return _number(nullable)
+    if kind == "string" and schema.get("format") == "date":
+        # singer-python checks no "date" format: the value passes as a string (the day streams set it).
+        return _scalar(str, nullable)
     scalar = {"string": str, "integer": int, "boolean": bool}.get(kind)
     if scalar is None or schema.get("format"):
         return None
