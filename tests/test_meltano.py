@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,9 +36,7 @@ def about_settings():
     kinds = {"integer": "integer"}
     result = {}
     for name, schema in info["settings"]["properties"].items():
-        if schema.get("secret"):
-            kind = "password"
-        elif schema.get("format") == "date-time":
+        if schema.get("format") == "date-time":
             kind = "date_iso8601"
         elif "enum" in schema:
             kind = "options"
@@ -57,16 +57,75 @@ def test_plugin_definitions_agree_with_about(path):
     groups = [sorted(group) for group in definition["settings_group_validation"]]
     assert groups == [sorted(option["required"]) for option in info["settings"]["anyOf"]]
     assert definition["namespace"] == "tap_wootric" and definition["executable"] == "tap-wootric"
+    # Defaults agree with the tap's; user_agent has none, so the tap's own (which follows its version) applies.
+    defaults = {name: schema.get("default") for name, schema in info["settings"]["properties"].items()}
+    del defaults["user_agent"]
+    assert {s["name"]: s.get("value") for s in definition["settings"] if s["name"] != "user_agent"} == defaults
+    assert "value" not in next(s for s in definition["settings"] if s["name"] == "user_agent")
+    assert "tap-wootric/1" not in path.read_text()
+
+
+# What the Meltano Hub's JSON schemas (meltano/hub: schemas/plugin_definitions/extractors.schema.json and
+# the common/ schemas it refers to) allow and require of an extractor definition.
+HUB_TOP_KEYS = {
+    "name", "pip_url", "variant", "namespace", "label", "description", "executable", "settings", "docs", "repo",
+    "logo_url", "hidden", "python", "settings_group_validation", "commands", "capabilities", "metadata", "schema",
+    "select", "maintenance_status", "quality", "domain_url", "keywords", "requires", "definition", "next_steps",
+    "settings_preamble", "usage", "prereq", "supported_python_versions", "log_parser",
+}
+HUB_SETTING_KEYS = {
+    "name", "aliases", "label", "value", "placeholder", "kind", "description", "tooltip", "documentation", "env",
+    "value_processor", "value_post_processor", "oauth", "options", "docs", "hidden", "sensitive",
+}
+HUB_KINDS = {"oauth", "hidden", "password", "date_iso8601", "file", "email", "integer", "options", "object", "array",
+             "boolean", "string", "decimal"}
+HUB_CAPABILITIES = {"properties", "catalog", "discover", "state", "about", "stream-maps", "schema-flattening",
+                    "activate-version", "batch", "test", "log-based", "structured-logging"}
+
+
+def sorted_keys_everywhere(value):
+    """The Hub's yamllint has key-ordering enabled: every mapping's keys in alphabetical order."""
+    if isinstance(value, dict):
+        return list(value) == sorted(value) and all(map(sorted_keys_everywhere, value.values()))
+    if isinstance(value, list):
+        return all(map(sorted_keys_everywhere, value))
+    return True
+
+
+def test_hub_definition_meets_the_hubs_schema_and_style():
+    text = HUB.read_text()
+    hub = yaml.safe_load(text)
+    assert set(hub) <= HUB_TOP_KEYS, set(hub) - HUB_TOP_KEYS
+    for required in ("name", "namespace", "variant", "quality", "logo_url", "docs", "repo", "pip_url", "label",
+                     "description", "domain_url", "maintenance_status", "keywords"):
+        assert hub.get(required), required
+    assert hub["quality"] in {"gold", "silver", "bronze", "unknown"}
+    assert hub["maintenance_status"] in {"active", "beta", "development", "inactive", "unknown"}
+    assert set(hub["capabilities"]) <= HUB_CAPABILITIES and "activate-version" in hub["capabilities"]
+    for setting in hub["settings"]:
+        assert set(setting) <= HUB_SETTING_KEYS, setting["name"]
+        assert setting["kind"] in HUB_KINDS and setting["kind"] != "password", setting["name"]  # deprecated kind
+        assert all(set(option) <= {"label", "value"} for option in setting.get("options", []))
+    assert hub["supported_python_versions"] == about()["supported_python_versions"]
+    assert sorted_keys_everywhere(hub)
+    assert not re.search(r"\{\s*\S", text), "the Hub's yamllint forbids non-empty flow mappings"
+
+
+def test_hub_definition_passes_yamllint_with_the_hubs_rules():
+    yamllint = pytest.importorskip("yamllint.cli")
+    proc = subprocess.run([sys.executable, "-m", "yamllint", "-f", "parsable", "-c", str(HUB.parent / ".yamllint.yaml"),
+                           str(HUB)], capture_output=True, text=True)
+    assert yamllint and proc.returncode == 0, proc.stdout
 
 
 def test_about_and_version(tap):
     info = about()
     assert info["name"] == "tap-wootric" and info["version"]
-    assert {"catalog", "discover", "state", "about"} <= set(info["capabilities"])
+    assert {"catalog", "discover", "state", "about", "activate-version"} <= set(info["capabilities"])
     secrets = {name for name, schema in info["settings"]["properties"].items() if schema.get("secret")}
     assert secrets == {"client_secret", "password"}
     markdown = subprocess.run([TAP, "--about", "--format", "markdown"], capture_output=True, text=True, check=True)
-    assert "| `client_secret` | password | yes |" in markdown.stdout
+    assert "| `client_secret` | string | yes |" in markdown.stdout
     version = subprocess.run([TAP, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.strip() == f"tap-wootric {info['version']}"
 
