@@ -95,13 +95,17 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
     """Pure bookmark maths for one stream (unit tested)."""
     start_date = int(config.start_date.timestamp())
     updated_at = parse_bookmark(bookmark.get("updated_at"))
+    if updated_at is not None and updated_at < start_date:
+        updated_at = None  # start_date was raised (or lies ahead): nothing older may come back
     upper = signpost + 1
+    # The bookmark never falls below start_date, not even when start_date lies in the future.
+    final_bookmark = max(signpost, start_date)
     if not spec.uses_lookback:
         return ScanPlan(
             start=updated_at if updated_at is not None else start_date,
             upper=upper,
             emit_updated_since=None,
-            final_bookmark=signpost,
+            final_bookmark=final_bookmark,
             resumed=False,
         )
     position = parse_bookmark(bookmark.get("scan_position"))
@@ -109,11 +113,12 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
     if position is not None and scan_signpost is not None:
         # Finish the interrupted scan, and bookmark the interrupted run's start: rows
         # behind the position were read after that moment, not after this run's start.
-        return ScanPlan(position, upper, updated_at, min(scan_signpost, signpost), True)
+        return ScanPlan(max(position, start_date), upper, updated_at,
+                        max(min(scan_signpost, signpost), start_date), True)
     if updated_at is None:
-        return ScanPlan(start_date, upper, None, signpost, False)
+        return ScanPlan(start_date, upper, None, final_bookmark, False)
     lookback_start = updated_at - config.lookback_days * SECONDS_PER_DAY
-    return ScanPlan(max(start_date, lookback_start), upper, updated_at, signpost, False)
+    return ScanPlan(max(start_date, lookback_start), upper, updated_at, final_bookmark, False)
 
 
 class StreamSync:
@@ -242,6 +247,9 @@ class StreamSync:
 
     def _scan(self, plan: ScanPlan) -> None:
         spec = self.spec
+        if plan.start >= plan.upper:  # start_date lies ahead of this sync: nothing to read yet
+            self._finish(plan)
+            return
         LOGGER.info(
             "%s: %s scan of %s from %s to %s%s",
             spec.name,
@@ -279,7 +287,12 @@ class StreamSync:
     def _emittable(self, rows: List[Dict[str, Any]], plan: ScanPlan, progress: Progress) -> Iterator[Dict[str, Any]]:
         since = plan.emit_updated_since
         created_since = plan.emit_created_since
+        start_date = int(self.config.start_date.timestamp())
         for row in rows:
+            # Nothing older than start_date, even from an API that ignores the query's filter.
+            if self._second_of(row, self.spec.scan_field) < start_date:
+                progress.skipped += 1
+                continue
             if since is not None and self._second_of(row, self.spec.replication_key) < since:
                 progress.skipped += 1
                 continue
@@ -323,6 +336,9 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     # The signpost: no bookmark may pass the moment this sync started.
     signpost = int(time.time())
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
+    if config.start_date.timestamp() > signpost:
+        LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "
+                       "until then", format_epoch(int(config.start_date.timestamp())))
 
     def write_state(value: Dict[str, Any]) -> None:
         singer.write_state(copy.deepcopy(value))

@@ -3,6 +3,7 @@ plugin definitions stay in step with `tap-wootric --about`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -155,9 +156,10 @@ def project(tmp_path, fake):
     env.pop("VIRTUAL_ENV", None)
     meltano = str(tools.ensure("meltano"))
 
-    def run(*args, timeout=600):
-        proc = subprocess.run([meltano, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+    def run(*args, timeout=600, extra_env=None):
+        proc = subprocess.run([meltano, *args], cwd=tmp_path, env={**env, **(extra_env or {})}, capture_output=True,
+                              text=True, timeout=timeout)
+        (tmp_path / "meltano-stderr.log").write_text(proc.stderr)  # the whole log, for a failure's cause
         assert proc.returncode == 0, f"meltano {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         return proc
 
@@ -199,3 +201,42 @@ def test_meltano_config_test_and_select_list(fake, tap, project):
     for stream in STREAMS:
         assert f"{stream}.id" in listing and f"{stream}.updated_at" in listing
     assert "responses.score" in listing and "end_users.last_surveyed" in listing
+
+
+EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+
+
+def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, project, postgres):
+    """The README's recipe: tap-wootric | meltano-map-transformer (hide-personal-data) | target-postgres."""
+    directory, meltano = project
+    seed(fake, (30, 80, 20))
+    assert any(r["email"] and "@" in r["email"] for r in fake.records("end_users"))
+    assert any((r.get("end_user") or {}).get("email") for r in fake.records("responses"))
+    postgres.psql("CREATE DATABASE meltano_recipe")
+    # Run the mapper and the target from the tools' virtualenvs instead of installing them again.
+    text = (directory / "meltano.yml").read_text()
+    for requirement, tool in (("meltano-map-transform==0.12.3", "meltano-map-transform"),
+                              ("meltanolabs-target-postgres==0.8.1", "target-postgres")):
+        executable = tools.ensure(tool)
+        text = re.sub(rf"pip_url: {re.escape(requirement)}\n(\s+)executable: \S+",
+                      rf"executable: {executable}", text)
+    (directory / "meltano.yml").write_text(text)
+    meltano("run", "tap-wootric", "hide-personal-data", "target-postgres",
+            extra_env={"TARGET_POSTGRES_PORT": str(postgres.port), "TARGET_POSTGRES_PASSWORD": "unused",
+                       "TARGET_POSTGRES_DATABASE": "meltano_recipe"})
+    q = lambda sql: postgres.psql(sql, "meltano_recipe")  # noqa: E731
+    for stream in STREAMS:
+        assert q(f"SELECT count(*) FROM wootric.{stream}") == [[str(len(fake.records(stream)))]], stream
+    columns = {tuple(row) for row in q("SELECT table_name, column_name FROM information_schema.columns "
+                                         "WHERE table_schema = 'wootric'")}
+    assert ("responses", "ip_address") not in columns and ("declines", "ip_address") not in columns
+    assert ("responses", "text") in columns and ("end_users", "email") in columns
+    # The e-mail addresses are there, as their SHA-256 hashes.
+    hashed = {row[0] for row in q("SELECT email FROM wootric.end_users WHERE email IS NOT NULL")}
+    truth = {hashlib.sha256(r["email"].encode()).hexdigest() for r in fake.records("end_users") if r["email"]}
+    assert hashed == truth
+    nested = {row[0] for row in q("SELECT end_user->>'email' FROM wootric.responses WHERE end_user->>'email' <> ''")}
+    assert nested and all(re.fullmatch(r"[0-9a-f]{64}", value) for value in nested)
+    # No plain e-mail address anywhere in PostgreSQL: every row of every table, read as text.
+    for stream in STREAMS:
+        assert q(f"SELECT count(*) FROM wootric.{stream} AS t WHERE t::text ~ '{EMAIL}'") == [["0"]], stream
