@@ -7,6 +7,7 @@ the final state and the tap's log.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_wootric import FakeWootric  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "demo-output"
+# DEMO_OUTPUT moves the files elsewhere (the test of the demo uses it).
+OUT = Path(os.environ.get("DEMO_OUTPUT") or Path(__file__).resolve().parent.parent / "demo-output")
 TAP = str(Path(sys.executable).parent / "tap-wootric")
 # Incremental streams: "... records emitted, N older unchanged rows skipped, N requests, ..."; FULL_TABLE
 # streams: "... records emitted (full table, version N), N requests, ...".

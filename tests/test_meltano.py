@@ -240,3 +240,32 @@ def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, proje
     # No plain e-mail address anywhere in PostgreSQL: every row of every table, read as text.
     for stream in STREAMS:
         assert q(f"SELECT count(*) FROM wootric.{stream} AS t WHERE t::text ~ '{EMAIL}'") == [["0"]], stream
+
+
+def readme_block(heading: str, language: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading):]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_recipe_is_the_example_projects_mapper():
+    recipe = yaml.safe_load(readme_block("### Personal data", "yaml"))
+    example = yaml.safe_load(EXAMPLE.read_text())["plugins"]
+    assert recipe["mappers"] == example["mappers"]
+
+
+def test_readme_running_commands_work_on_a_first_and_a_next_run(fake, tap, tmp_path):
+    seed(fake, (20, 30, 10))
+    (tmp_path / "config.json").write_text(json.dumps(fake.config()))
+    script = "set -euo pipefail\n" + readme_block("## Running", "bash")
+    path = os.pathsep.join([str(Path(TAP).parent), str(tools.ensure("target-jsonl").parent), os.environ["PATH"]])
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": path, "TAP_WOOTRIC_TIME_SCALE": "0.01"})
+    tap.outputs += [proc.stdout, proc.stderr]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "state file not found" not in proc.stderr
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert set(STREAMS) <= set(state["bookmarks"])
+    # The next run resumed: it read end users from the first run's bookmark, not from start_date.
+    starts = [r["params"].get("updated[gte]") for r in fake.requests if r["path"] == "/v1/end_users"]
+    assert len(set(starts)) > 1, starts
