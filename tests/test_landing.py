@@ -55,7 +55,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory, postgres):
     """Both targets loaded once with the same tap output: {target: (column types, row counts, tap output)}."""
-    from conftest import TapRunner
+    from conftest import TapRunner, leaked_secrets, secrets_of
     from fake_wootric import FakeWootric
 
     fake = FakeWootric(seed=15).start()
@@ -75,6 +75,7 @@ def landed(tmp_path_factory, postgres):
         catalog = select(tap.discover(config), {name: None for name in ALL_STREAMS})
         run = tap.run(config, catalog=catalog)
         assert run.returncode == 0, run.stderr[-3000:]
+        assert not leaked_secrets(tap.outputs, secrets_of(fake))
         responses = fake.records("responses")
     finally:
         fake.stop()
