@@ -295,7 +295,9 @@ class WootricClient:
     def _log_request_metric(path: str, started: float, status: Optional[int]) -> None:
         """singer-python's http_request_duration METRIC line. Its Timer context manager re-reads the
         logging config (about 1 ms, and a reset of the log level) on every request, so the point is
-        logged directly."""
+        logged directly. Only at DEBUG: at INFO a request gets one line, the readable one."""
+        if not LOGGER.isEnabledFor(logging.DEBUG):
+            return
         tags: Dict[str, Any] = {metrics.Tag.endpoint: path}
         if status is not None:
             tags[metrics.Tag.http_status_code] = status

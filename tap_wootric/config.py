@@ -95,6 +95,9 @@ def _number(raw: Mapping[str, Any], key: str, default: float, *, minimum: float,
         raise ConfigError(f"config key '{key}' must be a finite number, not {value!r}")
     if integer and number != int(number):
         raise ConfigError(f"config key '{key}' must be a whole number, not {value!r}")
+    if key == "request_timeout" and number < 0:
+        raise ConfigError(f"config key '{key}' must be a number of seconds above 0 (0 means the default), "
+                          f"not {value!r}")
     if number < minimum:
         raise ConfigError(f"config key '{key}' must be at least {minimum:g}, not {value!r}")
     return int(number) if integer else number

@@ -20,6 +20,7 @@ from tap_wootric.output import MessageWriter
 from tap_wootric.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.selection import selected_streams
 from tap_wootric.streams import CXI_API, INCREMENTAL, STREAMS
+from tap_wootric.timeutil import format_epoch
 from tap_wootric.v2api import V2Refusals, V2Unavailable
 
 LOGGER = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     # The signpost: no bookmark may pass the moment this sync started.
     signpost = int(time.time())
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
+    if config.start_date.timestamp() > signpost:
+        LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "
+                       "until then", format_epoch(int(config.start_date.timestamp())))
     if abandon_deselected_passes(state, {spec.name for spec, _ in streams}):
         writer.state(state)
 
