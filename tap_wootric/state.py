@@ -55,6 +55,9 @@ def prepare_state(raw: Any, source: str = "the state file") -> Dict[str, Any]:
         version = bookmark.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise InputFileError(f"{source}: the table version of stream '{stream}' must be an integer: {version!r}")
+        reconcile = bookmark.get("reconcile")
+        if reconcile is not None:
+            _check_reconcile(stream, reconcile)
         for key in TIME_KEYS:
             if key in bookmark and bookmark[key] is not None and parse_bookmark(bookmark[key]) is None:
                 raise InputFileError(
@@ -68,3 +71,19 @@ def prepare_state(raw: Any, source: str = "the state file") -> Dict[str, Any]:
     if currently_syncing is not None and not isinstance(currently_syncing, str):
         raise InputFileError(f"{source}: 'currently_syncing' must be a stream name or null")
     return state
+
+
+def _check_reconcile(stream: str, reconcile: Any) -> None:
+    """The reconciliation pass's state (reconcile.py): counts are whole numbers, the cursor a time."""
+    if not isinstance(reconcile, dict):
+        raise InputFileError(f"state file: the reconciliation state of stream '{stream}' must be an object")
+    for key in ("version", "previous_version", "runs", "read", "estimate"):
+        value = reconcile.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise InputFileError(
+                f"state file: '{key}' in the reconciliation state of stream '{stream}' must be a whole number: "
+                f"{value!r}")
+    cursor = reconcile.get("cursor")
+    if cursor is not None and parse_bookmark(cursor) is None:
+        raise InputFileError(
+            f"state file: 'cursor' in the reconciliation state of stream '{stream}' is not a timestamp: {cursor!r}")

@@ -88,7 +88,9 @@ def test_flat_state_of_tap_wootric_0_5_is_migrated():
 @pytest.mark.parametrize(
     "state",
     [[], {"bookmarks": []}, {"bookmarks": {"responses": "x"}}, {"bookmarks": {"responses": {"updated_at": "soon"}}},
-     {"currently_syncing": 3}],
+     {"currently_syncing": 3}, {"bookmarks": {"responses": {"reconcile": []}}},
+     {"bookmarks": {"responses": {"reconcile": {"version": 1, "runs": "two"}}}},
+     {"bookmarks": {"end_users": {"reconcile": {"version": 1, "cursor": "later"}}}}],
 )
 def test_state_of_the_wrong_shape_is_refused(state):
     with pytest.raises(InputFileError, match="state"):
