@@ -14,13 +14,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
-import singer
 from singer import metadata, metrics
 from singer.catalog import CatalogEntry
 
 from tap_wootric.client import CXI_PREFIX, WootricClient
 from tap_wootric.errors import ApiError
-from tap_wootric.output import RecordWriter
+from tap_wootric.output import RecordWriter, write_schema, write_version
 from tap_wootric.paging import MAX_PAGE, MAX_PER_PAGE
 from tap_wootric.selection import selected_schema
 from tap_wootric.streams import CXI_API, StreamSpec
@@ -183,14 +182,14 @@ class FullTableSync:
     def run(self) -> None:
         spec = self.spec
         started = time.monotonic()
-        singer.write_schema(spec.name, selected_schema(self.schema, self.mdata), list(spec.key_properties))
+        write_schema(spec.name, selected_schema(self.schema, self.mdata), list(spec.key_properties))
         bookmark = self.state.setdefault("bookmarks", {}).setdefault(spec.name, {})
         version = bookmark.get("version") or int(time.time() * 1000)
         first_read = not bookmark.get("initial_full_table_complete")
         bookmark["version"] = version
         self.write_state(self.state)
         if first_read:
-            singer.write_version(spec.name, version)
+            write_version(spec.name, version)
         transformer = RecordTransformer(spec.name, self.schema, self.mdata)
         emitted = 0
         writer = RecordWriter(spec.name, version)
@@ -201,7 +200,7 @@ class FullTableSync:
                 counter.increment()
                 emitted += 1
         if self.complete:
-            singer.write_version(spec.name, version)
+            write_version(spec.name, version)
         else:
             LOGGER.warning("%s: the read was incomplete, so no ACTIVATE_VERSION is sent: targets keep the rows "
                            "of earlier reads", spec.name)

@@ -1,4 +1,6 @@
-"""RECORD messages, written a page at a time.
+"""Singer messages on stdout: each written whole, or not at all, whatever signal arrives.
+
+RECORD messages are written a page at a time.
 
 The lines are exactly those of singer-python's `write_record` (same keys in the same order, same
 separators, ASCII-escaped, NaN refused). singer-python builds a message object, encodes it with
@@ -6,6 +8,10 @@ simplejson and flushes stdout for every record, which was a third of the tap's C
 fixed parts of the line are made once per page, the record goes through the standard library's
 C encoder, and stdout is written and flushed once per page. A page's records are therefore on
 stdout, complete lines only, before any STATE that follows them.
+
+Every write goes through `write_lines`, which holds off SIGTERM and SIGINT until the lines are
+written and flushed (see cancel.py), so a cancelled tap never leaves half a line for the target.
+SCHEMA, STATE and ACTIVATE_VERSION have helpers with singer-python's signatures and its exact lines.
 """
 
 from __future__ import annotations
@@ -13,12 +19,42 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import singer
 from singer.utils import strftime
 
+from tap_wootric.cancel import uninterruptible_write
+
 _ENCODER = json.JSONEncoder(allow_nan=False)
+
+
+def write_lines(text: str) -> None:
+    """Write complete message lines (each ending in a newline) and flush them, uninterrupted."""
+    with uninterruptible_write():
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def write_message(message: singer.Message) -> None:
+    """What singer.write_message writes, as one uninterrupted write."""
+    write_lines(singer.format_message(message) + "\n")
+
+
+def write_schema(stream: str, schema: Dict[str, Any], key_properties: Union[str, List[str]],
+                 bookmark_properties: Optional[List[str]] = None) -> None:
+    if isinstance(key_properties, str):
+        key_properties = [key_properties]
+    write_message(singer.SchemaMessage(stream=stream, schema=schema, key_properties=key_properties,
+                                       bookmark_properties=bookmark_properties))
+
+
+def write_state(value: Dict[str, Any]) -> None:
+    write_message(singer.StateMessage(value=value))
+
+
+def write_version(stream: str, version: int) -> None:
+    write_message(singer.ActivateVersionMessage(stream=stream, version=version))
 
 
 class RecordWriter:
@@ -43,6 +79,5 @@ class RecordWriter:
                 lines.append(singer.format_message(singer.RecordMessage(
                     stream=self.stream, record=record, version=self.version, time_extracted=time_extracted)) + "\n")
         if lines:
-            sys.stdout.write("".join(lines))
-            sys.stdout.flush()
+            write_lines("".join(lines))
         return len(lines)

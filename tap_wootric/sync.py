@@ -22,7 +22,8 @@ from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
 from tap_wootric.full_table import CxiUnavailable, FullTableSync
-from tap_wootric.output import RecordWriter
+from tap_wootric.output import RecordWriter, write_schema
+from tap_wootric.output import write_state as write_state_message
 from tap_wootric.paging import MAX_PER_PAGE, KeysetScanner, PageQuery, QueryNotHonoured
 from tap_wootric.selection import selected_schema, selected_streams
 from tap_wootric.streams import CXI_API, INCREMENTAL, StreamSpec
@@ -167,7 +168,7 @@ class StreamSync:
 
     def run(self) -> None:
         spec = self.spec
-        singer.write_schema(
+        write_schema(
             spec.name,
             selected_schema(self.schema, self.mdata),
             list(spec.key_properties),
@@ -325,7 +326,7 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
 
     def write_state(value: Dict[str, Any]) -> None:
-        singer.write_state(copy.deepcopy(value))
+        write_state_message(copy.deepcopy(value))
 
     cxi_refusal: Optional[str] = None
     for spec, entry in streams:
