@@ -171,7 +171,9 @@ def mid_record_line_of(stream: str, after_records: int) -> Callable[[bytes], boo
 
 
 @pytest.mark.parametrize("signum, stream", [(signal.SIGTERM, "end_users"), (signal.SIGTERM, "responses"),
-                                            (signal.SIGINT, "end_users")])
+                                            (signal.SIGINT, "end_users")], ids=["SIGTERM-end_users",
+                                                                                "SIGTERM-responses",
+                                                                                "SIGINT-end_users"])
 def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, signum, stream):
     fake = build_fake()
     try:
@@ -239,7 +241,7 @@ def test_sigterm_right_after_a_state_stops_before_the_next_request(tap):
         fake.stop()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_during_a_slow_request_ends_it_at_once(tap, signum):
     fake = build_fake()
     try:
@@ -335,9 +337,9 @@ def test_the_package_import_is_light_so_the_handlers_come_before_the_heavy_impor
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
 def test_ctrl_c_while_the_tap_is_importing_prints_no_traceback(fake, tap):
-    # From the moment the entry point has installed its handlers, the imports of singer-python,
-    # requests and pendulum still take a few hundred milliseconds: Ctrl-C at several points in them.
-    for delay in (0.0, 0.03, 0.08, 0.15):
+    # Once the entry point has installed its handlers, importing singer-python, requests and pendulum
+    # still takes about 150 ms: Ctrl-C at several points in it (the later ones may land after it).
+    for delay in (0.0, 0.03, 0.06, 0.1):
         proc = subprocess.Popen(tap.argv(fake.config()), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=tap.env())
         deadline = time.monotonic() + 10
@@ -348,5 +350,7 @@ def test_ctrl_c_while_the_tap_is_importing_prints_no_traceback(fake, tap):
         stdout, stderr = (stream.decode() for stream in proc.communicate(timeout=30))
         tap.outputs += [stdout, stderr]
         assert proc.returncode == 130, (delay, stderr[-2000:])
-        assert stderr.splitlines() == [STOPPED[signal.SIGINT]], (delay, stderr[-2000:])
-        assert stdout == ""
+        assert_one_stop_line(stderr, signal.SIGINT)
+        if delay == 0.0:
+            # Nothing else happened: the signal came while the tap was still importing.
+            assert stderr.splitlines() == [STOPPED[signal.SIGINT]] and stdout == ""
