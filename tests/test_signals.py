@@ -31,6 +31,7 @@ DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DATA_START = DATA_END - timedelta(days=3 * 365)
 # A small pipe fills at once, so the tap is soon blocked inside the write of a page (pages are ~40 KB).
 PIPE_SIZE = 4096
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # named in fcntl from Python 3.10 on
 EXIT_WITHIN_SECONDS = 5.0
 LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 STOPPED = {signal.SIGTERM: "CRITICAL Stopped by SIGTERM; the last STATE written is the resume point",
@@ -50,9 +51,9 @@ class Target(threading.Thread):
     """The reading end of the tap's stdout. It reads small chunks; when `halt_when(data)` turns true it
     stops reading (the pipe fills and the tap blocks in its write) until `resume()`."""
 
-    def __init__(self, fd: int, halt_when: Optional[Callable[[bytes], bool]] = None, chunk: int = 1000):
+    def __init__(self, halt_when: Optional[Callable[[bytes], bool]] = None, chunk: int = 1000):
         super().__init__(daemon=True)
-        self.fd = fd
+        self.fd = -1  # set by TapProcess
         self.halt_when = halt_when
         self.chunk = chunk
         self.data = bytearray()
@@ -101,7 +102,7 @@ class TapProcess:
         self.tap = tap
         self.proc = subprocess.Popen(tap.argv(config, state=state), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=tap.env())
-        fcntl.fcntl(self.proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        fcntl.fcntl(self.proc.stdout.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
         target.fd = self.proc.stdout.fileno()
         self.target = target
         self.stderr = b""
@@ -177,7 +178,7 @@ def mid_record_line_of(stream: str, after_records: int) -> Callable[[bytes], boo
 def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, signum, stream):
     fake = build_fake()
     try:
-        target = Target(-1, halt_when=mid_record_line_of(stream, after_records=60))
+        target = Target(halt_when=mid_record_line_of(stream, after_records=60))
         run = TapProcess(tap, fake.config(), target)
         assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
         # Wait until the pipe is full and stays so: the tap is blocked inside a write.
@@ -213,10 +214,10 @@ def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, signu
         fake.stop()
 
 
-def test_sigterm_right_after_a_state_stops_before_the_next_request(tap):
+def test_sigterm_right_after_a_state_ends_the_tap_cleanly(tap):
     fake = build_fake()
     try:
-        target = Target(-1)
+        target = Target()
         holder: Dict[str, Any] = {"states": 0, "sent": None}
 
         def on_line(line: bytes) -> None:
@@ -254,7 +255,7 @@ def test_a_signal_during_a_slow_request_ends_it_at_once(tap, signum):
 
         fake.fault(number, "slow", 60)  # far beyond the test's patience
         fake.on_request(number, stop_tap)
-        holder["run"] = TapProcess(tap, fake.config(), Target(-1))
+        holder["run"] = TapProcess(tap, fake.config(), Target())
         returncode, stdout, stderr = holder["run"].finish()
         exit_seconds = time.monotonic() - holder["sent"]
         assert returncode == EXIT_CODES[signum], stderr[-2000:]
@@ -284,7 +285,7 @@ def test_sigterm_during_a_rate_limit_wait_ends_it_at_once(tap):
 
         fake.fail(number, 429, headers={"Retry-After": "30"})
         fake.on_request(number, stop_tap_soon)
-        holder["run"] = TapProcess(tap, fake.config(), Target(-1))
+        holder["run"] = TapProcess(tap, fake.config(), Target())
         returncode, stdout, stderr = holder["run"].finish()
         exit_seconds = time.monotonic() - holder["sent"]
         assert returncode == 143, stderr[-2000:]
