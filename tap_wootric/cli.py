@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, NoReturn, Optional
 
 from singer.catalog import Catalog
 
@@ -128,6 +128,15 @@ def discard_stdout() -> None:
         pass
 
 
+def stopped(exc: Cancelled) -> NoReturn:
+    LOGGER.critical("Stopped by %s; the last STATE written is the resume point", exc.name)
+    try:
+        sys.stdout.flush()  # every message was flushed whole already; this is for certainty
+    except OSError:
+        discard_stdout()
+    sys.exit(exc.exit_code)
+
+
 def main(argv: Optional[List[str]] = None, cancellation: Optional[Cancellation] = None) -> None:
     """Run the command; `cancellation` is the entry point's, with its signal handlers installed."""
     if cancellation is None:
@@ -156,20 +165,19 @@ def main(argv: Optional[List[str]] = None, cancellation: Optional[Cancellation] 
         # is told so, as at any other moment.
         cancellation.check()
     except Cancelled as exc:
-        LOGGER.critical("Stopped by %s; the last STATE written is the resume point", exc.name)
-        try:
-            sys.stdout.flush()  # every message was flushed whole already; this is for certainty
-        except OSError:
-            discard_stdout()
-        sys.exit(exc.exit_code)
+        stopped(exc)
     except TapWootricError as exc:
         LOGGER.critical("%s", exc, exc_info=level <= logging.DEBUG)
         sys.exit(1)
     except BrokenPipeError:
+        discard_stdout()
+        if cancellation.signum is not None:
+            # Ctrl-C reaches the whole pipeline, so the target may be gone before the tap's last write:
+            # the tap was still stopped by the signal.
+            stopped(Cancelled(cancellation.signum))
         # The target went away; whatever it kept, the next run resumes from its state.
         LOGGER.critical("The target stopped reading the tap's output (broken pipe); the state it saved last "
                         "is the resume point")
-        discard_stdout()
         sys.exit(1)
     except Exception:
         LOGGER.critical("Unexpected error (a bug in tap-wootric; please report it)", exc_info=True)

@@ -61,6 +61,7 @@ class Target(threading.Thread):
         self.halted = threading.Event()
         self.resumed = threading.Event()
         self.done = threading.Event()
+        self.dead = False
         self.on_line: Optional[Callable[[bytes], None]] = None
 
     def run(self) -> None:
@@ -79,11 +80,19 @@ class Target(threading.Thread):
             if self.halt_when is not None and not self.halted.is_set() and self.halt_when(bytes(self.data)):
                 self.halted.set()
                 self.resumed.wait()
+                if self.dead:
+                    break
                 self.chunk = 65536
         self.done.set()
 
     def resume(self) -> None:
         self.resumed.set()
+
+    def die(self) -> None:
+        """Stop reading for good, as a target that crashed: the tap's next write fails."""
+        self.dead = True
+        os.close(self.fd)
+        self.resume()
 
     def read_so_far(self) -> int:
         with self.lock:
@@ -93,6 +102,18 @@ class Target(threading.Thread):
 def unread_bytes(fd: int) -> int:
     """Bytes written into the pipe and not yet read."""
     return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+
+
+def wait_until_blocked(fd: int) -> None:
+    """Wait until the pipe is full and stays so: the tap is blocked inside a write."""
+    deadline, last, steady_since = time.monotonic() + 10, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        unread = unread_bytes(fd)
+        if unread != last:
+            last, steady_since = unread, time.monotonic()
+        elif time.monotonic() - steady_since > 0.3:
+            return
+        time.sleep(0.02)
 
 
 class TapProcess:
@@ -121,7 +142,7 @@ class TapProcess:
         self.target.resume()
         assert self.target.done.wait(timeout=10)
         self._stderr_reader.join(timeout=10)
-        stdout, stderr = bytes(self.target.data).decode(), self.stderr.decode()
+        stdout, stderr = bytes(self.target.data).decode("utf-8", "replace"), self.stderr.decode()
         self.tap.outputs += [stdout, stderr]
         return returncode, stdout, stderr
 
@@ -181,16 +202,8 @@ def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, signu
         target = Target(halt_when=mid_record_line_of(stream, after_records=60))
         run = TapProcess(tap, fake.config(), target)
         assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
-        # Wait until the pipe is full and stays so: the tap is blocked inside a write.
         fd = run.proc.stdout.fileno()
-        deadline, last, steady_since = time.monotonic() + 10, -1, time.monotonic()
-        while time.monotonic() < deadline:
-            unread = unread_bytes(fd)
-            if unread != last:
-                last, steady_since = unread, time.monotonic()
-            elif time.monotonic() - steady_since > 0.3:
-                break
-            time.sleep(0.02)
+        wait_until_blocked(fd)
         written_at_signal = target.read_so_far() + unread_bytes(fd)
         run.signal(signum)
         time.sleep(0.5)
@@ -210,6 +223,25 @@ def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, signu
         assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
         assert_one_stop_line(stderr, signum)
         assert_resume_loses_nothing(tap, fake, messages)
+    finally:
+        fake.stop()
+
+
+def test_ctrl_c_that_also_ends_the_target_still_exits_130(tap):
+    """Ctrl-C reaches the whole pipeline: the target may die while the tap finishes its write."""
+    fake = build_fake()
+    try:
+        target = Target(halt_when=mid_record_line_of("responses", after_records=60))
+        run = TapProcess(tap, fake.config(), target)
+        assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
+        wait_until_blocked(run.proc.stdout.fileno())
+        run.signal(signal.SIGINT)
+        time.sleep(0.2)
+        target.die()
+        returncode, stdout, stderr = run.finish()
+        assert returncode == 130, stderr[-2000:]
+        assert_one_stop_line(stderr, signal.SIGINT)
+        assert_resume_loses_nothing(tap, fake, messages_of(stdout[:stdout.rfind("\n") + 1]))
     finally:
         fake.stop()
 
