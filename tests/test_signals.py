@@ -10,6 +10,7 @@ the tap wrote must, together with what came before that STATE, hold every record
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -274,27 +275,44 @@ def test_sigterm_right_after_a_state_ends_the_tap_cleanly(tap):
         fake.stop()
 
 
+def at_first_request_after_a_record(fake: FakeWootric, target: Target,
+                                    action: Callable[[FakeWootric, int], None]) -> Dict[str, Any]:
+    """Call `action(fake, n)` once, just before serving the first request (number n) made after the target
+    has read a RECORD: the tap is then in the middle of a stream. A hook runs before the fake looks up
+    the faults of its request, so the action can still break that very request."""
+    fired: Dict[str, Any] = {}
+
+    def hook(server: FakeWootric, number: int) -> None:
+        if not fired and b'{"type": "RECORD"' in bytes(target.data):
+            fired["number"] = number
+            action(server, number)
+
+    for number in range(1, 200):
+        fake.on_request(number, functools.partial(hook, number=number))
+    return fired
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_during_a_slow_request_ends_it_at_once(tap, signum):
     fake = build_fake()
     try:
-        number = 3  # end_users' second page: its first page and a STATE are out
+        target = Target()
         holder: Dict[str, Any] = {}
 
-        def stop_tap(server: FakeWootric) -> None:
+        def stop_during(server: FakeWootric, number: int) -> None:
+            server.fault(number, "slow", 60)  # far beyond the test's patience
             holder["sent"] = time.monotonic()
             holder["run"].signal(signum)
 
-        fake.fault(number, "slow", 60)  # far beyond the test's patience
-        fake.on_request(number, stop_tap)
-        holder["run"] = TapProcess(tap, fake.config(), Target())
+        fired = at_first_request_after_a_record(fake, target, stop_during)
+        holder["run"] = TapProcess(tap, fake.config(), target)
         returncode, stdout, stderr = holder["run"].finish()
+        assert fired, "the sync never made a request after its first records"
         exit_seconds = time.monotonic() - holder["sent"]
         assert returncode == EXIT_CODES[signum], stderr[-2000:]
         assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
-        assert fake.api_request_count == number, "the tap made a request after the signal"
+        assert fake.api_request_count == fired["number"], "the tap made a request after the signal"
         messages = messages_of(stdout)
-        assert any(m["type"] == "RECORD" for m in messages)
         assert_one_stop_line(stderr, signum)
         assert_resume_loses_nothing(tap, fake, messages)
     finally:
@@ -304,25 +322,27 @@ def test_a_signal_during_a_slow_request_ends_it_at_once(tap, signum):
 def test_sigterm_during_a_rate_limit_wait_ends_it_at_once(tap):
     fake = build_fake()
     try:
-        number = 4
+        target = Target()
         holder: Dict[str, Any] = {}
 
-        def stop_tap_soon(server: FakeWootric) -> None:
-            # Half a second after the 429: the tap is asleep in its 30 s wait by then.
+        def rate_limit_then_stop(server: FakeWootric, number: int) -> None:
+            server.fail(number, 429, headers={"Retry-After": "30"})
+
             def send() -> None:
                 holder["sent"] = time.monotonic()
                 holder["run"].signal(signal.SIGTERM)
 
+            # Half a second after the 429: the tap is asleep in its 30 s wait by then.
             threading.Timer(0.5, send).start()
 
-        fake.fail(number, 429, headers={"Retry-After": "30"})
-        fake.on_request(number, stop_tap_soon)
-        holder["run"] = TapProcess(tap, fake.config(), Target())
+        fired = at_first_request_after_a_record(fake, target, rate_limit_then_stop)
+        holder["run"] = TapProcess(tap, fake.config(), target)
         returncode, stdout, stderr = holder["run"].finish()
+        assert fired, "the sync never made a request after its first records"
         exit_seconds = time.monotonic() - holder["sent"]
         assert returncode == 143, stderr[-2000:]
         assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
-        assert fake.api_request_count == number and "retry 1 in 30.0 s" in stderr
+        assert fake.api_request_count == fired["number"] and "retry 1 in 30.0 s" in stderr
         assert_one_stop_line(stderr, signal.SIGTERM)
         assert_resume_loses_nothing(tap, fake, messages_of(stdout))
     finally:
