@@ -10,13 +10,19 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from tap_wootric.config import DEFAULT_CXI_API_URL, DEFAULT_LOOKBACK_DAYS, DEFAULT_REQUEST_TIMEOUT, REGIONS
+from tap_wootric.config import (
+    DEFAULT_CXI_API_URL,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_RECONCILE_RUNS,
+    DEFAULT_REQUEST_TIMEOUT,
+    REGIONS,
+)
 from tap_wootric.version import VERSION
 
 NAME = "tap-wootric"
 DESCRIPTION = ("Singer tap for Wootric (InMoment) NPS, CSAT and CES survey data: end users, responses, declines, "
                "segments, and CXI responses with sentiment and tags.")
-CAPABILITIES = ("catalog", "discover", "state", "about")
+CAPABILITIES = ("catalog", "discover", "state", "about", "activate-version")
 ENV_PREFIX = "TAP_WOOTRIC_"
 
 
@@ -54,8 +60,11 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("user_agent", "string", "User-Agent header sent with every request.", default=f"tap-wootric/{VERSION}"),
     Setting("request_timeout", "integer", "Seconds to wait for an answer before retrying.",
             default=int(DEFAULT_REQUEST_TIMEOUT)),
-    Setting("lookback_days", "integer", "Days of responses and declines to rescan for edits when the API cannot "
-            "filter them on updated_at.", default=DEFAULT_LOOKBACK_DAYS),
+    Setting("lookback_days", "integer", "Days of responses to rescan for edits where the API can neither filter "
+            "nor sort them on updated_at.", default=DEFAULT_LOOKBACK_DAYS),
+    Setting("reconcile_runs", "integer", "A reconciliation pass (every row read once, so deletions and, where the "
+            "API offers no other way, old edits reach the warehouse) is spread over at most this many runs; 0 turns "
+            "passes off.", default=DEFAULT_RECONCILE_RUNS),
 )
 
 # Either set is enough; Meltano's settings_group_validation.

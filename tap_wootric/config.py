@@ -22,6 +22,8 @@ REGIONS = {
 DEFAULT_CXI_API_URL = "https://cxi-api.wootric.com/v1"
 DEFAULT_REQUEST_TIMEOUT = 300.0
 DEFAULT_LOOKBACK_DAYS = 30
+# Each run reads about a tenth of every incremental stream for the reconciliation pass.
+DEFAULT_RECONCILE_RUNS = 10
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class TapConfig:
     user_agent: str
     request_timeout: float
     lookback_days: int
+    reconcile_runs: int = DEFAULT_RECONCILE_RUNS
     client_id: Optional[str] = None
     client_secret: Optional[str] = None
     username: Optional[str] = None
@@ -77,6 +80,13 @@ def _number(raw: Mapping[str, Any], key: str, default: float, *, minimum: float,
     if number < minimum:
         raise ConfigError(f"config key '{key}' must be at least {minimum:g}, not {value!r}")
     return int(number) if integer else number
+
+
+def _reconcile_runs(raw: Mapping[str, Any]) -> int:
+    # 0 is a real choice here (no passes), so only an absent or empty value means the default.
+    if raw.get("reconcile_runs") in (None, ""):
+        return DEFAULT_RECONCILE_RUNS
+    return _number(raw, "reconcile_runs", DEFAULT_RECONCILE_RUNS, minimum=0, integer=True)
 
 
 def _is_loopback(host: str) -> bool:
@@ -138,6 +148,7 @@ def load_config(raw: Mapping[str, Any]) -> TapConfig:
         user_agent=_text(raw, "user_agent") or f"tap-wootric/{VERSION}",
         request_timeout=_number(raw, "request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=0.001, integer=False),
         lookback_days=_number(raw, "lookback_days", DEFAULT_LOOKBACK_DAYS, minimum=0, integer=True),
+        reconcile_runs=_reconcile_runs(raw),
         client_id=client_id,
         client_secret=client_secret,
         username=None if client_id else username,

@@ -1,6 +1,9 @@
-"""Singer messages on stdout: each written whole, or not at all, whatever signal arrives.
+"""The one writer of Singer messages: SCHEMA, RECORD (a page at a time), STATE and ACTIVATE_VERSION.
 
-RECORD messages are written a page at a time.
+Every message goes out as complete lines in one write and one flush, so whatever a target has
+read ends on a line boundary, and a page's records are on stdout before any STATE that follows.
+That write holds off SIGTERM and SIGINT until it is complete (`write_lines`, see cancel.py), so a
+cancelled tap never leaves half a line for the target either.
 
 The lines are exactly those of singer-python's `write_record` (same keys in the same order, same
 separators, ASCII-escaped, NaN refused). singer-python builds a message object, encodes it with
@@ -8,18 +11,15 @@ simplejson and flushes stdout for every record, which was a third of the tap's C
 fixed parts of the line are made once per page, the record goes through the standard library's
 C encoder, and stdout is written and flushed once per page. A page's records are therefore on
 stdout, complete lines only, before any STATE that follows them.
-
-Every write goes through `write_lines`, which holds off SIGTERM and SIGINT until the lines are
-written and flushed (see cancel.py), so a cancelled tap never leaves half a line for the target.
-SCHEMA, STATE and ACTIVATE_VERSION have helpers with singer-python's signatures and its exact lines.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional
 
 import singer
 from singer.utils import strftime
@@ -36,25 +36,27 @@ def write_lines(text: str) -> None:
         sys.stdout.flush()
 
 
-def write_message(message: singer.Message) -> None:
-    """What singer.write_message writes, as one uninterrupted write."""
-    write_lines(singer.format_message(message) + "\n")
+class MessageWriter:
+    """Writes every message the tap sends."""
 
+    def schema(self, stream: str, schema: Dict[str, Any], key_properties: List[str],
+               bookmark_properties: Optional[List[str]] = None) -> None:
+        self._line(singer.SchemaMessage(stream=stream, schema=schema, key_properties=key_properties,
+                                        bookmark_properties=bookmark_properties))
 
-def write_schema(stream: str, schema: Dict[str, Any], key_properties: Union[str, List[str]],
-                 bookmark_properties: Optional[List[str]] = None) -> None:
-    if isinstance(key_properties, str):
-        key_properties = [key_properties]
-    write_message(singer.SchemaMessage(stream=stream, schema=schema, key_properties=key_properties,
-                                       bookmark_properties=bookmark_properties))
+    def records(self, stream: str, records: Iterable[Dict[str, Any]], time_extracted: datetime,
+                version: Optional[int] = None) -> int:
+        return RecordWriter(stream, version).write(records, time_extracted)
 
+    def state(self, value: Dict[str, Any]) -> None:
+        self._line(singer.StateMessage(value=copy.deepcopy(value)))
 
-def write_state(value: Dict[str, Any]) -> None:
-    write_message(singer.StateMessage(value=value))
+    def activate_version(self, stream: str, version: int) -> None:
+        self._line(singer.ActivateVersionMessage(stream=stream, version=version))
 
-
-def write_version(stream: str, version: int) -> None:
-    write_message(singer.ActivateVersionMessage(stream=stream, version=version))
+    @staticmethod
+    def _line(message: singer.Message) -> None:
+        write_lines(singer.format_message(message) + "\n")
 
 
 class RecordWriter:

@@ -55,6 +55,14 @@ class ScanStats:
     requests: int = 0
     dense_seconds: int = 0
     unreached_seconds: int = 0
+    gave_up_seconds: int = 0
+    rows_read: int = 0
+    completed: bool = False
+
+    @property
+    def incomplete(self) -> bool:
+        """Whether rows may have been left unread (a second past the API's reach, or rows that kept moving)."""
+        return bool(self.unreached_seconds or self.gave_up_seconds)
 
 
 Fetch = Callable[[PageQuery], Sequence[Dict[str, Any]]]
@@ -78,6 +86,84 @@ def plan_overlapping_page(offset: int) -> Tuple[int, int]:
     if best is None:
         raise ValueError(f"no page reaches past offset {offset}")
     return best[1], best[2]
+
+
+class WalkEnd:
+    STOPPED = "stopped"  # reached a row the caller's stop test accepts
+    EXHAUSTED = "exhausted"  # a short page: the listing ended
+    CEILING = "ceiling"  # the API's 1,500-row reach ran out first
+    GAVE_UP = "gave up"  # rows kept moving under the walk
+
+
+class OffsetWalk:
+    """Offset pages through one fixed listing (a filter and an order), past rows already read.
+
+    `known` holds the ids of the rows at offsets [0, offset) of the listing; every id read is
+    added to it. Each page overlaps what was read, and its first row must be one already read, so
+    no row can slide past a page boundary unseen: a row that moves to the front (an edit, in a
+    newest-first listing) pushes later rows back and is simply read again where it was; a row that
+    leaves the listing (a deletion, or an edit in an oldest-first one) pulls later rows forward, and
+    if that makes the page start with an unread row, the walk backs up a page. `rows()` yields the
+    new rows page by page; `end` says why the walk stopped.
+    """
+
+    def __init__(
+        self,
+        fetch_page: Callable[[int, int], List[Dict[str, Any]]],
+        id_of: Callable[[Dict[str, Any]], Any],
+        known: Set[Any],
+        offset: int,
+        stop: Optional[Callable[[Dict[str, Any]], bool]] = None,
+        *,
+        logger: logging.Logger,
+        label: str,
+    ):
+        self._fetch_page = fetch_page
+        self._id_of = id_of
+        self.known = known
+        self.offset = offset
+        self._stop = stop
+        self._logger = logger
+        self._label = label
+        self.end: Optional[str] = None
+        self.backups = 0
+
+    def rows(self) -> Iterator[List[Dict[str, Any]]]:
+        offset = self.offset
+        while offset < MAX_REACH:
+            page_number, per_page = plan_overlapping_page(offset)
+            start = (page_number - 1) * per_page
+            page = self._fetch_page(page_number, per_page)
+            if start > 0 and (not page or self._id_of(page[0]) not in self.known):
+                self.backups += 1
+                if self.backups > MAX_WALK_BACKUPS:
+                    self._logger.warning("%s keep moving between requests; the walk stops at offset %d and "
+                                         "some rows may not have been reached", self._label, offset)
+                    self.end = WalkEnd.GAVE_UP
+                    return
+                self._logger.info("%s moved while being paged; backing up", self._label)
+                offset = max(0, start - MAX_PER_PAGE)
+                continue
+            new_rows = []
+            stopped = False
+            for row in page:
+                if self._stop is not None and self._stop(row):
+                    stopped = True
+                    break
+                row_id = self._id_of(row)
+                if row_id not in self.known:
+                    self.known.add(row_id)
+                    new_rows.append(row)
+            if new_rows:
+                yield new_rows
+            offset = self.offset = start + len(page)
+            if stopped:
+                self.end = WalkEnd.STOPPED
+                return
+            if len(page) < per_page:
+                self.end = WalkEnd.EXHAUSTED
+                return
+        self.end = WalkEnd.CEILING
 
 
 class KeysetScanner:
@@ -149,7 +235,11 @@ class KeysetScanner:
     ) -> Iterator[Batch]:
         """Yield the rest of one second. `first_page` is its first 50 rows ascending."""
         self.stats.dense_seconds += 1
+        gave_up_before = self.stats.gave_up_seconds
         ascending_ids, complete = yield from self._walk(second, first_page, emitted, descending=False)
+        if complete and self.stats.gave_up_seconds > gave_up_before:
+            yield Batch([], second + 1)
+            return
         if complete:
             self._logger.info("%s: %d records share the second %s; all reached by paging inside it",
                               self._stream, len(emitted), second)
@@ -181,56 +271,25 @@ class KeysetScanner:
         descending: bool,
         stop_at: Optional[Set[Any]] = None,
     ):
-        """Offset-page through one second in one order.
-
-        Each page overlaps what was read; its first row must be one already read, so no
-        row can have slid past a page boundary unseen. Rows of a past second can only
-        leave it (an update moves a row to "now"), which shifts later rows towards the
-        front: the walk then simply continues after the last row it knows. If even the
-        first row of a page is new, rows may have been skipped, so the walk backs up.
-
-        Returns (ids read, complete): complete means the second was read to its end, or
-        (with stop_at) that the walk reached a row the other walk had already read.
-        """
+        """Offset-page through one second in one order (see OffsetWalk). Returns (ids read,
+        complete): complete means the second was read to its end, or (with stop_at) that the walk
+        reached a row the other walk had already read."""
         walk_ids: Set[Any] = {self._id_of(row) for row in first_page}
-        offset = len(first_page)
-        backups = 0
-        while offset < MAX_REACH:
-            page_number, per_page = plan_overlapping_page(offset)
-            start = (page_number - 1) * per_page
-            page = [row for _, row in self._fetch(
-                PageQuery(gte=second, lt=second + 1, page=page_number, per_page=per_page, descending=descending)
-            )]
-            if start > 0 and (not page or self._id_of(page[0]) not in walk_ids):
-                backups += 1
-                if backups > MAX_WALK_BACKUPS:
-                    self._logger.warning(
-                        "%s: the records sharing the second %s keep moving between requests; %d of them were "
-                        "emitted and some may not have been reached",
-                        self._stream, second, len(emitted),
-                    )
-                    return walk_ids, True
-                self._logger.info("%s: rows moved while paging the second %s; backing up", self._stream, second)
-                offset = max(0, start - MAX_PER_PAGE)
-                continue
-            met = False
-            new_rows = []
-            for row in page:
-                row_id = self._id_of(row)
-                if stop_at is not None and row_id in stop_at:
-                    met = True
-                    break
-                if row_id not in walk_ids:
-                    walk_ids.add(row_id)
-                    new_rows.append(row)
-            fresh = self._take_new(new_rows, emitted)
+
+        def fetch_page(page_number: int, per_page: int) -> List[Dict[str, Any]]:
+            query = PageQuery(gte=second, lt=second + 1, page=page_number, per_page=per_page, descending=descending)
+            return [row for _, row in self._fetch(query)]
+
+        stop = None if stop_at is None else (lambda row: self._id_of(row) in stop_at)
+        walk = OffsetWalk(fetch_page, self._id_of, walk_ids, len(first_page), stop,
+                          logger=self._logger, label=f"{self._stream}: the records sharing the second {second}")
+        for rows in walk.rows():
+            fresh = self._take_new(rows, emitted)
             if fresh:
                 yield Batch(fresh, second)
-            offset = start + len(page)
-            if met or len(page) < per_page:
-                return walk_ids, True
-        return walk_ids, False
-
+        if walk.end == WalkEnd.GAVE_UP:
+            self.stats.gave_up_seconds += 1
+        return walk_ids, walk.end != WalkEnd.CEILING
     def _take_new(self, rows: List[Dict[str, Any]], emitted: Set[Any]) -> List[Dict[str, Any]]:
         fresh = []
         for row in rows:

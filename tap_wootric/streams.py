@@ -19,11 +19,17 @@ class StreamSpec:
     key_properties: Tuple[str, ...]
     # INCREMENTAL streams: the bookmark field. FULL_TABLE streams have none.
     replication_key: Optional[str] = None
-    # The field the API can filter (`<filter_param>[gte]=...`) and sort on. When it
-    # differs from replication_key the API cannot filter on the replication key, so the
-    # tap rescans a lookback window on scan_field and filters on replication_key itself.
+    # The field every row is found by, which the API documents as a filter
+    # (`<filter_param>[gte]=...`) and a sort: the first sync and the reconciliation pass read it.
+    # When it differs from replication_key, what the API honours on replication_key is proved
+    # by a probe each run and picks the read strategy (see strategies.py).
     scan_field: Optional[str] = None
     filter_param: Optional[str] = None
+    # The filter parameter that belongs to replication_key, when it is only tried, not documented.
+    replication_filter_param: Optional[str] = None
+    created_field: str = "created_at"
+    # Rows are edited after they are created (so the lookback rescan can find something).
+    edited: bool = True
     selected_by_default: bool = True
     api: str = V1_API
     # FULL_TABLE streams: whether the endpoint pages (page/per_page, at most 30 x 50), extra fixed
@@ -31,14 +37,17 @@ class StreamSpec:
     paged: bool = False
     params: Tuple[Tuple[str, str], ...] = ()
     enveloped: bool = False
+    # FULL_TABLE streams read by more than one listing: the name of their reader in cxi.READERS.
+    reader: Optional[str] = None
 
     @property
     def replication_method(self) -> str:
         return INCREMENTAL if self.replication_key else FULL_TABLE
 
     @property
-    def uses_lookback(self) -> bool:
-        return self.scan_field != self.replication_key
+    def probes_edits(self) -> bool:
+        """Whether edits must be found by a strategy the probe picks (scan_field is not the replication key)."""
+        return self.replication_method == INCREMENTAL and self.scan_field != self.replication_key
 
 
 STREAMS: Tuple[StreamSpec, ...] = (
@@ -57,7 +66,10 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="created_at",
         filter_param="created",
+        replication_filter_param="updated",
     ),
+    # The notes say declines are never edited: no lookback rescan, and edits (should one come) are
+    # still caught by the newest-first walk where the sort is honoured, else by the reconciliation pass.
     StreamSpec(
         name="declines",
         path="declines",
@@ -65,15 +77,17 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="created_at",
         filter_param="created",
+        replication_filter_param="updated",
+        edited=False,
     ),
     # Segments have no id; a name is unique in an account.
     StreamSpec(name="segments", path="segments", key_properties=("name",)),
     # The CXI API cannot filter responses by date, and imports can add old feedback at any time, so
     # its streams are read whole (and responses through every route the API offers; see cxi.py).
     StreamSpec(name="cxi_responses", path="responses", key_properties=("id",), selected_by_default=False,
-               api=CXI_API, paged=True, enveloped=True),
+               api=CXI_API, paged=True, enveloped=True, reader="cxi_responses"),
     StreamSpec(name="cxi_tags", path="tags", key_properties=("id",), selected_by_default=False, api=CXI_API,
-               paged=True, params=(("flat", "true"), ("sort", "name_asc"))),
+               paged=True, params=(("flat", "true"), ("sort", "name_asc")), reader="tags_with_parents"),
     StreamSpec(name="cxi_projects", path="projects", key_properties=("id",), selected_by_default=False,
                api=CXI_API),
     StreamSpec(name="cxi_imports", path="imports", key_properties=("id",), selected_by_default=False,

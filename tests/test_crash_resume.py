@@ -171,6 +171,7 @@ def test_fatal_api_error_then_resume_loses_nothing(tap, request_plan, stream):
 
 def test_kill_during_an_incremental_run_keeps_every_edit(tap):
     fake = build_fake()
+    fake.ignore_updated_sort = {"responses"}  # the lookback world: nothing but created order on /responses
     try:
         recent = fake.generate("responses", 60, NOW - timedelta(days=25), NOW - timedelta(hours=1))
         first = tap.run(fake.config())
@@ -185,8 +186,9 @@ def test_kill_during_an_incremental_run_keeps_every_edit(tap):
 
         count_before = fake.api_request_count
         holder = {}
-        # Die in the middle of the responses rescan: end_users, the updated-filter probe, a page, then this.
-        fake.on_request(count_before + 4, lambda server: sigkill(holder["proc"]))
+        # Die in the middle of the responses rescan: end_users and its pass slice, the two probes, a page,
+        # then this.
+        fake.on_request(count_before + 6, lambda server: sigkill(holder["proc"]))
         holder["proc"] = tap.start(fake.config(), state=first.final_state)
         second = tap.finish(holder["proc"])
         assert second.returncode == -signal.SIGKILL

@@ -92,14 +92,9 @@ def test_requests_are_close_to_the_ideal_and_always_sort_explicitly(fake, tap):
     assert result.returncode == 0, result.stderr
     for stream, count in zip(STREAMS, (600, 1000, 300)):
         requests = fake.list_requests(stream)
+        # A first sync reads every row by its scan field: no probe, nothing but full pages.
         assert len(requests) <= -(-count // 50) * 1.05 + 2, (stream, len(requests))
-        probes = [r for r in requests if r["params"]["per_page"] == "1"]
-        assert len(probes) == (0 if stream == "end_users" else 1)
-        for probe in probes:  # the one-row check of whether updated[...] is honoured
-            assert probe["params"]["sort_key"] == "updated_at" and probe["params"]["sort_order"] == "desc"
         for request in requests:
-            if request in probes:
-                continue
             params = request["params"]
             assert params["per_page"] == "50"
             assert params["sort_order"] == "asc"
@@ -110,11 +105,28 @@ def test_second_run_from_final_state_emits_nothing_new_and_costs_little(fake, ta
     seed(fake)
     first = tap.run(fake.config())
     fake.requests.clear()
-    second = tap.run(fake.config(), state=first.final_state)
+    second = tap.run(fake.config(reconcile_runs=0), state=first.final_state)
     assert second.returncode == 0, second.stderr
     assert second.records() == []
-    for stream in STREAMS:
-        assert len(fake.list_requests(stream)) <= 2
+    # end_users: one keyset page. responses: the two probes, whose newest row predates the bookmark.
+    # declines are never edited, so the probe cannot prove the sort: a created keyset page finds new rows.
+    assert {stream: len(fake.list_requests(stream)) for stream in STREAMS} == \
+        {"end_users": 1, "responses": 2, "declines": 3}
+
+
+def test_a_routine_run_reads_one_tenth_of_each_stream_for_the_reconciliation_pass(fake, tap):
+    seed(fake, (400, 900, 250))
+    first = tap.run(fake.config())
+    fake.requests.clear()
+    second = tap.run(fake.config(), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    for stream, count, idle_requests in zip(STREAMS, (400, 900, 250), (1, 2, 3)):
+        assert len(second.records(stream)) <= -(-count // 10), stream
+        # The slice costs ceil(rows / 10 / 50) pages, plus one where it stops inside a page.
+        assert len(fake.list_requests(stream)) <= idle_requests + -(-count // 500) + 1, stream
+        versions = {m["version"] for m in second.record_messages(stream)}
+        assert len(versions) == 1 and versions != {None}
+    assert not [m for m in second.messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] in STREAMS]
 
 
 def test_edits_and_new_rows_are_picked_up_by_the_next_run(fake, tap):
@@ -306,76 +318,102 @@ def test_updated_filter_is_detected_and_used_when_the_api_honours_it(tap):
         seed(fake, (100, 400, 100))
         first = tap.run(fake.config())
         assert first.returncode == 0, first.stderr
-        assert "the API honours updated[...] and its sort on /responses" in first.stderr
-        # Declines are never edited, so their order cannot prove the sort: the safe lookback path.
-        assert "whether it sorts on updated_at could not be confirmed on /declines" in first.stderr
         for stream in STREAMS:
             assert sorted(first.ids(stream)) == sorted(r["id"] for r in fake.records(stream))
-        pages = [r for r in fake.list_requests("responses") if r["params"]["per_page"] == "50"
-                 and "updated[gte]" in r["params"]]
-        assert pages and {r["params"]["sort_key"] for r in pages} == {"updated_at"}
 
         # Nothing new: the two probes and no page at all.
         fake.clear_log()
-        idle = tap.run(fake.config(), state=first.final_state)
+        idle = tap.run(fake.config(reconcile_runs=0), state=first.final_state)
         assert idle.returncode == 0 and idle.records("responses") == []
+        assert ("responses: read strategy: keyset on updated_at (the API honours updated[...] and sorts on "
+                "updated_at on /responses)") in idle.stderr
+        # Declines are never edited, so their order cannot prove the sort: the filter alone finds edits.
+        assert "declines: read strategy: updated-filtered keyset on the scan field" in idle.stderr
         assert len(fake.list_requests("responses")) == 2
 
-        # An edit to a response created long before the lookback window is caught.
+        # An edit to a response created long before any lookback window is caught.
         old = min(fake.records("responses"), key=lambda r: r["created_at"])["id"]
         fake.update("responses", old, score=0)
         fake.clear_log()
-        second = tap.run(fake.config(), state=idle.final_state)
+        second = tap.run(fake.config(reconcile_runs=0), state=idle.final_state)
         assert second.returncode == 0, second.stderr
         assert second.ids("responses") == [old] and second.records("responses")[0]["score"] == 0
         assert len(fake.list_requests("responses")) == 3
+        pages = [r for r in fake.list_requests("responses") if "updated[gte]" in r["params"]
+                 and r["params"]["per_page"] == "50"]
+        assert pages and {r["params"]["sort_key"] for r in pages} == {"updated_at"}
     finally:
         fake.stop()
 
 
-def test_filter_honoured_but_sort_ignored_is_caught_before_paging(tap):
-    """An API that filters on updated[...] but sorts on created_at would make keyset paging skip rows
-    whenever an edited row ends a page; the probe must see it and keep the lookback scan."""
+def test_filter_honoured_but_sort_ignored_finds_edits_through_the_filter(tap):
+    """An API that filters on updated[...] but sorts on created_at would make keyset paging on updated_at
+    skip rows; the probe sees it, and the filter finds the edits in created order instead."""
     from fake_wootric import FakeWootric
 
     fake = FakeWootric(seed=14, honour_updated_filter={"responses"}).start()
     fake.ignore_updated_sort = {"responses"}
     try:
-        start = NOW - timedelta(days=10)
-        ids = [fake.create("responses", at=start + timedelta(minutes=i)) for i in range(100)]
-        fake.update("responses", ids[49], at=start + timedelta(days=1))
+        seed(fake, (10, 600, 10))
         catalog = select(tap.discover(fake.config()), {"responses": None})
         first = tap.run(fake.config(), catalog=catalog)
         assert first.returncode == 0, first.stderr
-        assert "does not sort on updated_at" in first.stderr or "could not be confirmed" in first.stderr
-        assert sorted(first.ids("responses")) == sorted(ids)
+        edited = [r["id"] for r in fake.records("responses")[:400:5]]  # 80 of the oldest
+        for record_id in edited:
+            fake.update("responses", record_id, score=1)
+        fake.clear_log()
+        second = tap.run(fake.config(reconcile_runs=0), catalog=catalog, state=first.final_state)
+        assert second.returncode == 0, second.stderr
+        assert "the API honours updated[...] but does not sort on updated_at on /responses" in second.stderr
+        assert set(edited) <= set(second.ids("responses"))
+        assert len(fake.list_requests("responses")) <= 2 + 2 + 1
     finally:
         fake.stop()
 
 
-def test_ignored_updated_filter_falls_back_to_the_lookback_scan(fake, tap):
-    seed(fake, (20, 200, 50))
-    result = tap.run(fake.config())
-    assert result.returncode == 0, result.stderr
-    assert "the API ignores updated[...] on /responses; paging on created_at with a 30-day lookback" in result.stderr
-    assert sorted(result.ids("responses")) == sorted(r["id"] for r in fake.records("responses"))
-    assert len(result.ids("responses")) == 200  # the probe emitted nothing of its own
+def test_neither_honoured_uses_the_lookback_rescan(tap):
+    from fake_wootric import FakeWootric
+
+    fake = FakeWootric(seed=15).start()
+    fake.ignore_updated_sort = {"responses"}
+    try:
+        seed(fake, (20, 200, 50))
+        first = tap.run(fake.config())
+        assert first.returncode == 0, first.stderr
+        recent = max(fake.records("responses"), key=lambda r: r["created_at"])["id"]
+        fake.update("responses", recent, score=2)
+        second = tap.run(fake.config(reconcile_runs=0), state=first.final_state)
+        assert second.returncode == 0, second.stderr
+        assert ("responses: read strategy: lookback rescan (the API ignores updated[...] and does not sort on "
+                "updated_at on /responses; a 30-day lookback by created_at)") in second.stderr
+        assert "edits to rows created before the 30-day lookback are not caught, because reconcile_runs is 0" \
+            in second.stderr
+        assert recent in second.ids("responses")
+    finally:
+        fake.stop()
 
 
 def test_updated_paging_that_turns_out_unreliable_falls_back_without_loss(tap):
     from fake_wootric import FakeWootric
 
     fake = FakeWootric(seed=13, honour_updated_filter={"responses"}).start()
-    fake.ignore_updated_sort = {"responses"}
     try:
         seed(fake, (10, 300, 10))
-        for record in fake.records("responses")[::3]:  # updated out of creation order, never in the future
-            fake.update("responses", record["id"], at=min(record["created_at"] + timedelta(days=400), NOW))
+        fresh = set(fake.generate("responses", 120, NOW - timedelta(days=20), NOW - timedelta(days=2)))
         catalog = select(tap.discover(fake.config()), {"responses": None})
-        run = tap.run(fake.config(), catalog=catalog)
+        first = tap.run(fake.config(), catalog=catalog)
+        # Rows inside the lookback window, so that the fallback reaches their edits.
+        recent = sorted((r for r in fake.records("responses") if r["id"] in fresh), key=lambda r: r["created_at"])
+        for minutes, record in enumerate(recent, start=1):  # updated in the reverse of creation order
+            fake.update("responses", record["id"], score=3, at=NOW - timedelta(minutes=minutes))
+        state = first.final_state
+        state["bookmarks"]["responses"]["updated_at"] = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The probes prove the sort; then the API stops sorting on updated_at before the first page.
+        fake.on_request(fake.api_request_count + 3, lambda server: server.ignore_updated_sort.add("responses"))
+        run = tap.run(fake.config(reconcile_runs=0), catalog=catalog, state=state)
         assert run.returncode == 0, run.stderr
-        assert "does not sort on updated_at" in run.stderr
-        assert set(run.ids("responses")) == {r["id"] for r in fake.records("responses")}
+        assert "falling back to the lookback rescan" in run.stderr
+        assert {r["id"] for r in recent} <= set(run.ids("responses"))
         assert "scan_position" not in run.final_state["bookmarks"]["responses"]
     finally:
         fake.stop()

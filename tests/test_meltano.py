@@ -124,9 +124,12 @@ def test_meltano_runs_the_tap_twice_with_state(fake, tap, project):
     time.sleep(1)
     counts = {stream: len(jsonl_ids(directory, stream)) for stream in STREAMS}
     second = meltano("run", "tap-wootric", "target-jsonl")
-    # target-jsonl appends: the second run added only what changed, because Meltano passed the state.
+    # target-jsonl appends: the second run added what changed, because Meltano passed the state, and the
+    # tenth of each stream that the reconciliation pass reads each run (the oldest rows first).
     added = {stream: jsonl_ids(directory, stream)[counts[stream]:] for stream in STREAMS}
-    assert added == {"end_users": [edited_user], "responses": [new_response], "declines": []}, second.stderr[-2000:]
+    assert edited_user in added["end_users"] and new_response in added["responses"], second.stderr[-2000:]
+    for stream, count in zip(STREAMS, (40, 120, 30)):
+        assert len(added[stream]) <= -(-count // 10) + 1, (stream, added[stream])
     state = json.loads(meltano("state", "get", "dev:tap-wootric-to-target-jsonl").stdout)
     assert set(state["singer_state"]["bookmarks"]) == {*STREAMS, "segments"}
     assert state["singer_state"]["currently_syncing"] is None

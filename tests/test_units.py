@@ -6,10 +6,10 @@ import pytest
 from tap_wootric.config import load_config
 from tap_wootric.discover import discover
 from tap_wootric.errors import ConfigError, InputFileError
+from tap_wootric.incremental import plan_scan
 from tap_wootric.selection import selected_schema
 from tap_wootric.state import prepare_state
 from tap_wootric.streams import get_stream
-from tap_wootric.sync import plan_scan
 from tap_wootric.timeutil import format_epoch, parse_start_date, to_epoch_seconds
 
 BASE = {"client_id": "id", "client_secret": "secret", "start_date": "2024-01-01T00:00:00Z"}

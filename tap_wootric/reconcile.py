@@ -1,0 +1,91 @@
+"""The reconciliation pass: every row of an incremental stream read once, spread over runs.
+
+There is no deletions feed, and where the API offers no way to find edits (strategy C) there is
+none for old edits either. A pass reads the whole history by the stream's scan field, a slice a
+run, continuing where the last run's slice ended. Every RECORD of the stream carries the pass's
+table version while it runs, whichever path emits it. When the slices have reached the point the
+incremental reads cover (the run's bookmark), every row that exists has been emitted with that
+version, and one ACTIVATE_VERSION lets targets that support it drop the rows of older versions:
+the rows deleted at the source. A pass that cannot prove it read every row sends none.
+
+Slices are sized in rows, from the row count of the last complete read, so that each run reads
+about 1/`reconcile_runs` of the stream, and the last run of a pass reads whatever is left: a pass
+completes within `reconcile_runs` runs. This module holds the arithmetic and the state; the
+reading is the stream sync's.
+
+State, under the stream's bookmark:
+    "reconcile": {"version": 1733000000000, "cursor": "2019-04-01T00:00:00Z", "runs": 3,
+                  "read": 3000, "estimate": 10000, "shortfall": null}
+`estimate` is the row count of the last complete read; `shortfall`, once set, says why this pass
+cannot prove completeness.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from tap_wootric.timeutil import format_epoch, parse_bookmark
+
+STATE_KEY = "reconcile"
+
+
+def new_version(previous: Optional[int] = None) -> int:
+    """A table version: milliseconds since the epoch, always above the previous one."""
+    version = int(time.time() * 1000)
+    return version if previous is None or version > previous else previous + 1
+
+
+@dataclass
+class ReconcilePass:
+    version: int
+    cursor: int  # scan-field second the next slice starts at (re-read, as every resume point is)
+    runs: int = 0  # runs of this pass whose slice has finished
+    read: int = 0  # rows the slices of this pass have read
+    estimate: Optional[int] = None
+    shortfall: Optional[str] = None
+
+    @classmethod
+    def from_state(cls, bookmark: Dict[str, Any], start: int) -> ReconcilePass:
+        """The pass in progress, or a new one starting at `start` (with a higher version)."""
+        raw = bookmark.get(STATE_KEY) or {}
+        cursor = parse_bookmark(raw.get("cursor"))
+        if isinstance(raw.get("version"), int) and cursor is not None:
+            return cls(raw["version"], max(cursor, start), int(raw.get("runs") or 0), int(raw.get("read") or 0),
+                       raw.get("estimate"), raw.get("shortfall"))
+        return cls(new_version(raw.get("previous_version")), start, estimate=raw.get("estimate"))
+
+    def to_state(self) -> Dict[str, Any]:
+        return {"version": self.version, "cursor": format_epoch(self.cursor), "runs": self.runs, "read": self.read,
+                "estimate": self.estimate, "shortfall": self.shortfall}
+
+    @staticmethod
+    def completed_state(version: int, rows: int) -> Dict[str, Any]:
+        """What stays after a complete read: its size (to size the next pass's slices) and version."""
+        return {"previous_version": version, "estimate": rows}
+
+    def runs_left(self, reconcile_runs: int) -> int:
+        return max(1, reconcile_runs - self.runs)
+
+    def row_budget(self, reconcile_runs: int) -> Optional[int]:
+        """Rows this run's slice reads before it stops at a checkpoint; None: read to the end.
+
+        The last run of a pass always reads to the end. Without an estimate (state from before
+        passes existed) the slice is sized in time instead (see slice_end)."""
+        if self.runs_left(reconcile_runs) <= 1 or self.estimate is None:
+            return None
+        remaining = max(0, self.estimate - self.read)
+        return max(1, math.ceil(remaining / self.runs_left(reconcile_runs)))
+
+    def slice_end(self, reconcile_runs: int, end: int) -> int:
+        """Where this run's slice stops at the latest: the end, or, without an estimate, an even
+        share of the time left."""
+        if self.estimate is not None or self.runs_left(reconcile_runs) <= 1:
+            return end
+        return self.cursor + max(1, (end - self.cursor) // self.runs_left(reconcile_runs))
+
+    def note_shortfall(self, reason: str) -> None:
+        if self.shortfall is None:
+            self.shortfall = reason
