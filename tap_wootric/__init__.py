@@ -1,11 +1,10 @@
 """tap-wootric: a Singer tap for Wootric (InMoment) survey data.
 
-The command-line interface is in tap_wootric.cli. This module stays free of imports so that the
+The command-line interface is in tap_wootric.cli. This module imports nothing heavy, so that the
 console script's `from tap_wootric import main` is quick and `main` can take over SIGTERM and SIGINT
 before singer-python, requests and pendulum are imported: a Ctrl-C during those imports then ends the
 tap with exit code 130 and one line, not a traceback.
 """
-
 
 from typing import List, Optional
 
