@@ -1,6 +1,6 @@
 import re
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 with open("tap_wootric/version.py", encoding="utf-8") as version_file:
     VERSION = re.search(r'VERSION = "([^"]+)"', version_file.read()).group(1)
@@ -18,11 +18,15 @@ setup(
     url="https://github.com/tap-wootric/tap-wootric",
     classifiers=[
         "Programming Language :: Python :: 3 :: Only",
-        "License :: OSI Approved :: Apache Software License",
     ],
     python_requires=">=3.9",
-    packages=find_packages(include=["tap_wootric", "tap_wootric.*"]),
-    package_data={"tap_wootric": ["schemas/*.json"]},
+    # The license is the SPDX `license` above: setuptools warns about license classifiers. The schemas
+    # directory is a data package with no __init__.py, so namespace discovery names it explicitly.
+    # package_dir lets an editable install be a plain path entry, without setuptools' warning about its
+    # import finder.
+    package_dir={"": "."},
+    packages=find_namespace_packages(include=["tap_wootric", "tap_wootric.*"]),
+    package_data={"tap_wootric.schemas": ["*.json"]},
     include_package_data=True,
     install_requires=[
         "singer-python>=6.0,<7",
@@ -36,6 +40,7 @@ setup(
             "pyyaml>=5",
             "ruff>=0.4",
             "strict-rfc3339>=0.7",
+            "yamllint>=1.30",
         ],
     },
     entry_points={"console_scripts": ["tap-wootric=tap_wootric:main"]},

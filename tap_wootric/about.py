@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from tap_wootric.config import (
+    DEFAULT_ACCOUNT_TIMEZONE,
     DEFAULT_CXI_API_URL,
+    DEFAULT_DAILY_REREAD_DAYS,
     DEFAULT_LOOKBACK_DAYS,
     DEFAULT_RECONCILE_RUNS,
     DEFAULT_REQUEST_TIMEOUT,
@@ -22,14 +24,15 @@ from tap_wootric.version import VERSION
 NAME = "tap-wootric"
 DESCRIPTION = ("Singer tap for Wootric (InMoment) NPS, CSAT and CES survey data: end users, responses, declines, "
                "segments, and CXI responses with sentiment and tags.")
-CAPABILITIES = ("catalog", "discover", "state", "about", "activate-version")
+# activate-version: FULL_TABLE streams and the reconciliation passes of the incremental ones send ACTIVATE_VERSION.
+CAPABILITIES = ("about", "activate-version", "catalog", "discover", "state")
 ENV_PREFIX = "TAP_WOOTRIC_"
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # Meltano's setting kinds: string, password, date_iso8601, integer, options
+    kind: str  # Meltano's setting kinds: string, date_iso8601, integer, options (secrets: sensitive)
     description: str
     sensitive: bool = False
     default: Any = None
@@ -47,9 +50,9 @@ class Setting:
 SETTINGS: Tuple[Setting, ...] = (
     Setting("client_id", "string", "OAuth client id (Wootric: Settings > API). With client_secret, the "
             "client_credentials grant."),
-    Setting("client_secret", "password", "OAuth client secret.", sensitive=True),
+    Setting("client_secret", "string", "OAuth client secret.", sensitive=True),
     Setting("username", "string", "Account e-mail for the password grant (instead of client_id and client_secret)."),
-    Setting("password", "password", "Account password for the password grant.", sensitive=True),
+    Setting("password", "string", "Account password for the password grant.", sensitive=True),
     Setting("account_token", "string", "Account token (NPS-...) to pick one account with the password grant."),
     Setting("start_date", "date_iso8601", "Replicate records updated (end users) or created (responses, declines) "
             "at or after this RFC 3339 date."),
@@ -65,6 +68,10 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("reconcile_runs", "integer", "A reconciliation pass (every row read once, so deletions and, where the "
             "API offers no other way, old edits reach the warehouse) is spread over at most this many runs; 0 turns "
             "passes off.", default=DEFAULT_RECONCILE_RUNS),
+    Setting("account_timezone", "string", "The Wootric account's time zone (IANA name), whose days the day streams "
+            "(nps_summary, email_stats) are counted in.", default=DEFAULT_ACCOUNT_TIMEZONE),
+    Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
+            "for late answers and exclusions.", default=DEFAULT_DAILY_REREAD_DAYS),
 )
 
 # Either set is enough; Meltano's settings_group_validation.

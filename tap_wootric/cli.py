@@ -14,11 +14,13 @@ from singer.catalog import Catalog
 from tap_wootric.about import SETTINGS
 from tap_wootric.about import render as render_about
 from tap_wootric.cancel import Cancellation, Cancelled
+from tap_wootric.catalog_file import check_catalog_shape
 from tap_wootric.client import WootricClient
 from tap_wootric.config import load_config
 from tap_wootric.discover import discover
 from tap_wootric.errors import InputFileError, TapWootricError
 from tap_wootric.output import write_lines
+from tap_wootric.settings_check import warn_unknown_settings
 from tap_wootric.state import prepare_state
 from tap_wootric.sync import sync
 from tap_wootric.version import VERSION
@@ -76,6 +78,7 @@ def load_catalog(path: str) -> Catalog:
     raw = load_json_file(path, "catalog")
     if not isinstance(raw, dict) or not isinstance(raw.get("streams"), list):
         raise InputFileError(f"catalog file {path} must hold an object with a 'streams' list")
+    check_catalog_shape(raw, f"catalog file {path}")
     try:
         return Catalog.from_dict(raw)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -98,7 +101,9 @@ def time_scale() -> float:
 
 
 def run(args: argparse.Namespace, cancellation: Cancellation) -> None:
-    config = load_config(settings_from_environment(load_json_file(args.config, "config"), os.environ))
+    raw_config = load_json_file(args.config, "config")
+    warn_unknown_settings(raw_config, (setting.name for setting in SETTINGS))
+    config = load_config(settings_from_environment(raw_config, os.environ))
     client = WootricClient(config, time_scale=time_scale(), cancellation=cancellation)
 
     if args.discover:
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace, cancellation: Cancellation) -> None:
 
     catalog_path = args.catalog or args.properties
     catalog = load_catalog(catalog_path) if catalog_path else discover()
-    state = prepare_state(load_json_file(args.state, "state") if args.state else {})
+    state = prepare_state(load_json_file(args.state, "state") if args.state else {}, f"state file {args.state}")
     client.authenticate()
     sync(client, config, catalog, state)
 
@@ -150,6 +155,8 @@ def main(argv: Optional[List[str]] = None, cancellation: Optional[Cancellation] 
         if args.about:
             write_lines(render_about(args.format) + "\n")
             return
+        if args.format and not args.about:
+            parser.error("--format applies only to --about")
         if not args.config:
             parser.error("the following arguments are required: -c/--config")
         level = log_level(args)
@@ -158,6 +165,10 @@ def main(argv: Optional[List[str]] = None, cancellation: Optional[Cancellation] 
         # stderr handler all the same.
         logging.getLogger().setLevel(level)
         logging.getLogger("tap_wootric").setLevel(level)
+        if level > logging.INFO:
+            # singer-python's metric counters reset the root logger to INFO, and their METRIC lines go
+            # through it; disabling below the level holds for every logger, whatever resets them.
+            logging.disable(level - 1)
         if level <= logging.DEBUG:
             logging.getLogger("urllib3").setLevel(level)
         run(args, cancellation)

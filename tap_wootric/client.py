@@ -30,6 +30,8 @@ MAX_RATE_LIMIT_RETRIES = 10
 RESET_MARGIN_SECONDS = 1.0
 # Paths on the CXI API (cxi_api_url) are written `cxi:<path>`.
 CXI_PREFIX = "cxi:"
+# Paths on the v2 API (api_url with /v2 for its final /v1) are written `v2:<path>`.
+V2_PREFIX = "v2:"
 
 
 # Failures of the connection or of the body in transit, as opposed to an answer.
@@ -81,6 +83,8 @@ def describe_request(path: str, params: Dict[str, Any]) -> str:
     query = " ".join(f"{key}={value}" for key, value in params.items())
     if path.startswith(CXI_PREFIX):
         return f"GET CXI /{path[len(CXI_PREFIX):]} {query}".rstrip()
+    if path.startswith(V2_PREFIX):
+        return f"GET /v2/{path[len(V2_PREFIX):]} {query}".rstrip()
     return f"GET /{path} {query}".rstrip()
 
 
@@ -300,7 +304,9 @@ class WootricClient:
     def _log_request_metric(path: str, started: float, status: Optional[int]) -> None:
         """singer-python's http_request_duration METRIC line. Its Timer context manager re-reads the
         logging config (about 1 ms, and a reset of the log level) on every request, so the point is
-        logged directly."""
+        logged directly. Only at DEBUG: at INFO a request gets one line, the readable one."""
+        if not LOGGER.isEnabledFor(logging.DEBUG):
+            return
         tags: Dict[str, Any] = {metrics.Tag.endpoint: path}
         if status is not None:
             tags[metrics.Tag.http_status_code] = status
@@ -369,6 +375,8 @@ class WootricClient:
     def _url_of(self, path: str) -> str:
         if path.startswith(CXI_PREFIX):
             return f"{self.config.cxi_api_url}/{path[len(CXI_PREFIX):]}"
+        if path.startswith(V2_PREFIX):  # v2api.get_v2 has checked that the base is known
+            return f"{self.config.v2_api_url}/{path[len(V2_PREFIX):]}"
         return f"{self.config.api_url}/{path}"
 
     def _network_failure(self, url: str, exc: Exception) -> NetworkError:

@@ -24,6 +24,14 @@ DEFAULT_REQUEST_TIMEOUT = 300.0
 DEFAULT_LOOKBACK_DAYS = 30
 # Each run reads about a tenth of every incremental stream for the reconciliation pass.
 DEFAULT_RECONCILE_RUNS = 10
+# Every example in Wootric's docs is US Pacific. A zone this far west is also the safe guess: for an
+# account at or east of it, the tap's "today" is never later than the account's, so the bookmark of
+# the day streams cannot pass a day still in progress there.
+DEFAULT_ACCOUNT_TIMEZONE = "America/Los_Angeles"
+# Day rows change after the day: late answers to e-mail surveys and their reminders, and responses
+# excluded or edited when someone reviews the week's feedback. A week covers both, at 7 requests a
+# day stream per run.
+DEFAULT_DAILY_REREAD_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,16 @@ class TapConfig:
     username: Optional[str] = None
     password: Optional[str] = None
     account_token: Optional[str] = None
+    account_timezone: str = DEFAULT_ACCOUNT_TIMEZONE
+    daily_reread_days: int = DEFAULT_DAILY_REREAD_DAYS
+
+    @property
+    def v2_api_url(self) -> Optional[str]:
+        """The v2 API base: api_url with its final /v1 replaced by /v2 (all three regions' bases end in
+        /v1); None when api_url does not end in /v1, as behind a proxy with its own paths."""
+        if self.api_url.endswith("/v1"):
+            return self.api_url[: -len("/v1")] + "/v2"
+        return None
 
     @property
     def grant_type(self) -> str:
@@ -77,6 +95,9 @@ def _number(raw: Mapping[str, Any], key: str, default: float, *, minimum: float,
         raise ConfigError(f"config key '{key}' must be a finite number, not {value!r}")
     if integer and number != int(number):
         raise ConfigError(f"config key '{key}' must be a whole number, not {value!r}")
+    if key == "request_timeout" and number < 0:
+        raise ConfigError(f"config key '{key}' must be a number of seconds above 0 (0 means the default), "
+                          f"not {value!r}")
     if number < minimum:
         raise ConfigError(f"config key '{key}' must be at least {minimum:g}, not {value!r}")
     return int(number) if integer else number
@@ -87,6 +108,15 @@ def _reconcile_runs(raw: Mapping[str, Any]) -> int:
     if raw.get("reconcile_runs") in (None, ""):
         return DEFAULT_RECONCILE_RUNS
     return _number(raw, "reconcile_runs", DEFAULT_RECONCILE_RUNS, minimum=0, integer=True)
+def _timezone(raw: Mapping[str, Any]) -> str:
+    name = _text(raw, "account_timezone") or DEFAULT_ACCOUNT_TIMEZONE
+    try:
+        pendulum.timezone(name)
+    except Exception:  # pendulum raises its own and zoneinfo's types for unknown names
+        raise ConfigError(
+            f"config key 'account_timezone' is not an IANA time zone name: {name!r} (e.g. \"Europe/Berlin\")"
+        ) from None
+    return name
 
 
 def _is_loopback(host: str) -> bool:
@@ -154,4 +184,6 @@ def load_config(raw: Mapping[str, Any]) -> TapConfig:
         username=None if client_id else username,
         password=None if client_id else password,
         account_token=_text(raw, "account_token"),
+        account_timezone=_timezone(raw),
+        daily_reread_days=_number(raw, "daily_reread_days", DEFAULT_DAILY_REREAD_DAYS, minimum=0, integer=True),
     )

@@ -51,27 +51,33 @@ def all_cxi_responses(source: FullTableSync) -> Iterator[Dict[str, Any]]:
         seen.update(row.get("id") for row in new)
         return new
 
-    def all_seen() -> bool:
-        return total is not None and len(seen) >= total
+    # Without total_count, a short page of the ascending listing proves the count by its size
+    # (whatever order tied rows come in); with it, the API's own count.
+    counted: Optional[int] = None
 
-    exhausted = False  # a listing ended with a short page: everything was on it
+    def known() -> Optional[int]:
+        return total if total is not None else counted
+
+    def all_seen() -> bool:
+        return known() is not None and len(seen) >= known()
+
     for descending in (False, True):
-        if exhausted or (descending and all_seen()):
+        if all_seen():
             break
-        for body in source.pages(source.spec.path, descending=descending):
+        for index, body in enumerate(source.pages(source.spec.path, descending=descending)):
             count = body.get("total_count") if isinstance(body, dict) else None
             if isinstance(count, int) and not isinstance(count, bool):
                 total = max(total or 0, count)
             rows = source.rows_of(body, source.spec.path)
             new = fresh(rows)
             yield from new
-            if len(rows) < MAX_PER_PAGE:
-                exhausted = not descending
+            if len(rows) < MAX_PER_PAGE and not descending:
+                counted = index * MAX_PER_PAGE + len(rows)
             if all_seen() or (descending and rows and not new):
                 break
-    if not exhausted and not all_seen():
+    if not all_seen():
         LOGGER.info("cxi_responses: %d of %s reached by paging both ways; reading them through imports",
-                    len(seen), total if total is not None else "an uncounted number")
+                    len(seen), known() if known() is not None else "an uncounted number")
         for import_body in source.pages("imports", enveloped=False, params={}):
             for summary in source.rows_of(import_body, "imports", enveloped=False):
                 if all_seen():
@@ -82,17 +88,19 @@ def all_cxi_responses(source: FullTableSync) -> Iterator[Dict[str, Any]]:
                 responses = detail.get("responses") if isinstance(detail, dict) else None
                 if isinstance(responses, list):
                     yield from fresh(responses)
+    exhausted = counted is not None
     if total is None and not exhausted:
         source.complete = False
         LOGGER.warning(
             "cxi_responses: the API gave no total_count and more responses than one listing reaches; "
             "%d were emitted and any shortfall cannot be counted", len(seen))
-    elif total is not None and total > len(seen):
+    elif known() is not None and known() > len(seen):
         source.complete = False
         LOGGER.warning(
-            "cxi_responses: %d of the %d responses the API counts could not be reached (the API reaches "
-            "1,500 from each end of its listing and through imports); %d were emitted",
-            total - len(seen), total, len(seen),
+            "cxi_responses: %d of the %d responses %s could not be reached (the API reaches 1,500 from each "
+            "end of its listing and through imports, and may give tied rows a new order on every request); "
+            "%d were emitted", known() - len(seen), known(),
+            "the API counts" if total is not None else "its page sizes prove", len(seen),
         )
 
 

@@ -23,8 +23,9 @@ from tap_wootric.errors import ApiError
 from tap_wootric.output import MessageWriter
 from tap_wootric.paging import MAX_PAGE, MAX_PER_PAGE
 from tap_wootric.selection import selected_schema
-from tap_wootric.streams import CXI_API, StreamSpec
+from tap_wootric.streams import CXI_API, V2_API, StreamSpec
 from tap_wootric.transform import RecordTransformer
+from tap_wootric.v2api import get_v2
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class FullTableSync:
 
     def get(self, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
         self.requests += 1
+        if self.spec.api == V2_API:
+            return get_v2(self.client, path, params)
         full_path = CXI_PREFIX + path if self.spec.api == CXI_API else path
         try:
             return self.client.get(full_path, params or {})
@@ -91,6 +94,8 @@ class FullTableSync:
     def rows(self) -> Iterator[Dict[str, Any]]:
         if self.spec.reader is not None:
             yield from READERS[self.spec.reader](self)
+        elif self.spec.rows_keys:
+            yield from self._keyed_rows(self.get(self.spec.path))
         elif self.spec.paged:
             for body in self.pages(self.spec.path):
                 yield from self.rows_of(body, self.spec.path)
@@ -108,6 +113,29 @@ class FullTableSync:
                 page = []
         if page:
             yield page
+
+    def _keyed_rows(self, body: Any) -> Iterator[Dict[str, Any]]:
+        """Rows of an object body: the lists under the row's rows_keys, each row marked with the key it came
+        from (kind_field) and with whether the body names it the default (default_field)."""
+        spec = self.spec
+        if not isinstance(body, dict):
+            raise ApiError(f"GET /{spec.path} returned a {type(body).__name__}, not an object")
+        default_id = body.get(spec.default_id_key) if spec.default_id_key else None
+        for key in spec.rows_keys:
+            rows = body.get(key)
+            if rows is None:
+                continue  # an empty list may be left out
+            if not isinstance(rows, list):
+                raise ApiError(f"GET /{spec.path} returned a '{key}' that is not a list")
+            for row in rows:
+                if not isinstance(row, dict):
+                    raise ApiError(f"GET /{spec.path} returned a '{key}' entry that is not an object")
+                extra: Dict[str, Any] = {}
+                if spec.kind_field:
+                    extra[spec.kind_field] = key
+                if spec.default_field:
+                    extra[spec.default_field] = default_id is not None and row.get("id") == default_id
+                yield {**row, **extra}
 
     # -- sync -----------------------------------------------------------------
 

@@ -89,22 +89,27 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
     keeps it to the edits)."""
     start_date = int(config.start_date.timestamp())
     updated_at = parse_bookmark(bookmark.get("updated_at"))
+    if updated_at is not None and updated_at < start_date:
+        updated_at = None  # start_date was raised (or lies ahead): nothing older may come back
     upper = signpost + 1
+    # The bookmark never falls below start_date, not even when start_date lies in the future.
+    final_bookmark = max(signpost, start_date)
     if replication_scan or not spec.probes_edits:
-        return ScanPlan(updated_at if updated_at is not None else start_date, upper, None, signpost, False)
+        return ScanPlan(updated_at if updated_at is not None else start_date, upper, None, final_bookmark, False)
     position = parse_bookmark(bookmark.get("scan_position"))
     scan_signpost = parse_bookmark(bookmark.get("scan_signpost"))
     if position is not None and scan_signpost is not None:
         # Finish the interrupted scan, and bookmark the interrupted run's start: rows
         # behind the position were read after that moment, not after this run's start.
-        return ScanPlan(position, upper, updated_at, min(scan_signpost, signpost), True)
+        return ScanPlan(max(position, start_date), upper, updated_at,
+                        max(min(scan_signpost, signpost), start_date), True)
     if updated_at is None:
-        return ScanPlan(start_date, upper, None, signpost, False)
+        return ScanPlan(start_date, upper, None, final_bookmark, False)
     if from_start_date:
-        return ScanPlan(start_date, upper, updated_at, signpost, False)
+        return ScanPlan(start_date, upper, updated_at, final_bookmark, False)
     days = config.lookback_days if lookback_days is None else lookback_days
     lookback_start = updated_at - days * SECONDS_PER_DAY
-    return ScanPlan(max(start_date, lookback_start), upper, updated_at, signpost, False)
+    return ScanPlan(max(start_date, lookback_start), upper, updated_at, final_bookmark, False)
 
 
 class IncrementalSync:
@@ -127,6 +132,7 @@ class IncrementalSync:
         self.pass_: Optional[ReconcilePass] = None
         # Whether old edits reach the warehouse only through the pass (world C).
         self.catches_old_edits = False
+        self.verdict: Optional[Verdict] = None
 
     # -- the interface strategies use -------------------------------------------
 
@@ -181,6 +187,9 @@ class IncrementalSync:
              require_updated_since: Optional[int] = None) -> None:
         """Keyset-scan `field` over the plan, checkpointing the bookmark, then finish it."""
         spec = self.spec
+        if plan.start >= plan.upper:  # start_date lies ahead of this sync: nothing to read yet
+            self.finish(plan.final_bookmark)
+            return
         LOGGER.info(
             "%s: %s scan of %s from %s to %s%s", spec.name, "resuming the" if plan.resumed else "starting a", field,
             format_epoch(plan.start), format_epoch(plan.upper),
@@ -191,6 +200,9 @@ class IncrementalSync:
         created_floor = plan.emit_created_since if created_since is None else created_since
 
         def keep(row: Dict[str, Any]) -> bool:
+            # Nothing older than start_date, even from an API that ignores the query's filter.
+            if self.second_of(row, spec.scan_field) < self.start_date:
+                return False
             if require_updated_since is not None and self.second_of(row, spec.replication_key) < require_updated_since:
                 raise QueryNotHonoured(f"{spec.name}: the API returned a row (id {row.get('id')!r}) updated before "
                                        f"the {spec.replication_filter_param}[gte] filter")
@@ -220,9 +232,12 @@ class IncrementalSync:
         `checkpoint(second)` at each safe point; with `stop_after_rows`, stop at the first checkpoint
         after that many rows were read. The stats' `completed` says whether the range was read to its end."""
 
+        alternative = self.alternative_sort_key(field)
+
         def fetch(query: PageQuery) -> List[Dict[str, Any]]:
             params: Dict[str, Any] = {
-                "page": query.page, "per_page": query.per_page, "sort_key": field,
+                "page": query.page, "per_page": query.per_page,
+                "sort_key": alternative if query.alternative_sort else field,
                 "sort_order": "desc" if query.descending else "asc", f"{filter_param}[gte]": query.gte,
                 **(extra_params or {}),
             }
@@ -230,7 +245,8 @@ class IncrementalSync:
                 params[f"{filter_param}[lt]"] = query.lt
             return self.get_rows(params)
 
-        scanner = KeysetScanner(fetch, lambda row: self.second_of(row, field), stream=self.spec.name, logger=LOGGER)
+        scanner = KeysetScanner(fetch, lambda row: self.second_of(row, field), stream=self.spec.name, logger=LOGGER,
+                                alternative_sort=alternative is not None)
         read = 0
         batch: Optional[Batch] = None  # None once the scan has ended by itself
         with self.emitting() as emit:
@@ -258,6 +274,15 @@ class IncrementalSync:
         scanner.stats.completed = batch is None
         return scanner.stats
 
+    def alternative_sort_key(self, field: str) -> Optional[str]:
+        """The other key the API sorts on here, documented or proved by this run's probe."""
+        spec = self.spec
+        if field == spec.scan_field and spec.alternative_sort_key:
+            return spec.alternative_sort_key
+        if field == spec.scan_field and self.verdict is not None and self.verdict.sort_honoured:
+            return spec.replication_key
+        return None
+
     def finish(self, final_bookmark: int) -> None:
         bookmark = self.bookmark
         bookmark.pop("scan_position", None)
@@ -275,10 +300,11 @@ class IncrementalSync:
 
     def _probe(self) -> Verdict:
         spec = self.spec
-        return probe(self.get_rows, lambda row: self.second_of(row, spec.replication_key),
+        self.verdict = probe(self.get_rows, lambda row: self.second_of(row, spec.replication_key),
                      lambda row: self.second_of(row, spec.created_field),
                      updated_param=spec.replication_filter_param, updated_field=spec.replication_key,
                      created_field=spec.created_field, signpost=self.signpost)
+        return self.verdict
 
     def run(self) -> None:
         spec = self.spec

@@ -24,8 +24,14 @@ from tap_wootric.errors import ApiError
 MAX_PER_PAGE = 50
 MAX_PAGE = 30
 MAX_REACH = MAX_PER_PAGE * MAX_PAGE
-# How often a walk through one dense second may back up after rows moved under it.
+# How often a walk may back up after rows moved under it.
 MAX_WALK_BACKUPS = 40
+# Inside one dense second: a walk that must back up this often meets an order that changes from
+# request to request (ties), which backing up cannot fix; re-reading the second does.
+DENSE_WALK_BACKUPS = 2
+# Re-reads of a dense second whose rows were not all reached: at most this many times ceil(N/50)
+# requests more (N at most 1,500), in the other order and on the other sort key.
+RESAMPLE_ROUNDS = 3
 
 
 class QueryNotHonoured(ApiError):
@@ -39,6 +45,8 @@ class PageQuery:
     page: int = 1
     per_page: int = MAX_PER_PAGE
     descending: bool = False
+    # Sort on the stream's other sort key (inside one second of the scan field), where the API has one.
+    alternative_sort: bool = False
 
 
 @dataclass
@@ -58,6 +66,7 @@ class ScanStats:
     gave_up_seconds: int = 0
     rows_read: int = 0
     completed: bool = False
+    resample_rounds: int = 0
 
     @property
     def incomplete(self) -> bool:
@@ -117,8 +126,12 @@ class OffsetWalk:
         *,
         logger: logging.Logger,
         label: str,
+        max_backups: int = MAX_WALK_BACKUPS,
     ):
         self._fetch_page = fetch_page
+        self._max_backups = max_backups
+        # How many rows the listing holds, once a short page has proved it.
+        self.count: Optional[int] = None
         self._id_of = id_of
         self.known = known
         self.offset = offset
@@ -136,7 +149,7 @@ class OffsetWalk:
             page = self._fetch_page(page_number, per_page)
             if start > 0 and (not page or self._id_of(page[0]) not in self.known):
                 self.backups += 1
-                if self.backups > MAX_WALK_BACKUPS:
+                if self.backups > self._max_backups:
                     self._logger.warning("%s keep moving between requests; the walk stops at offset %d and "
                                          "some rows may not have been reached", self._label, offset)
                     self.end = WalkEnd.GAVE_UP
@@ -161,6 +174,7 @@ class OffsetWalk:
                 self.end = WalkEnd.STOPPED
                 return
             if len(page) < per_page:
+                self.count = start + len(page)
                 self.end = WalkEnd.EXHAUSTED
                 return
         self.end = WalkEnd.CEILING
@@ -177,8 +191,10 @@ class KeysetScanner:
         stream: str,
         logger: logging.Logger,
         id_of: Callable[[Dict[str, Any]], Any] = lambda record: record["id"],
+        alternative_sort: bool = False,
     ):
         self._fetch_page = fetch
+        self._alternative_sort = alternative_sort
         self._second_of = second_of
         self._id_of = id_of
         self._stream = stream
@@ -233,63 +249,97 @@ class KeysetScanner:
     def _walk_dense_second(
         self, second: int, first_page: List[Dict[str, Any]], emitted: Set[Any]
     ) -> Iterator[Batch]:
-        """Yield the rest of one second. `first_page` is its first 50 rows ascending."""
+        """Yield the rest of one second. `first_page` is its first 50 rows ascending; `emitted` holds
+        the ids emitted at this second (it grows as rows are emitted).
+
+        Page sizes prove how many rows share the second when there are at most 1,500: a page that
+        comes back short at offset s with n rows means s + n, whatever order the API gives tied rows
+        (a database may give them a new order on every request). The walk claims completeness only
+        when that many distinct ids were emitted, or, past 1,500, when both ends were read in a proven
+        stable order and met. Otherwise it re-reads the second (other order, other sort key) at most
+        RESAMPLE_ROUNDS times, and says what it could not reach.
+        """
         self.stats.dense_seconds += 1
-        gave_up_before = self.stats.gave_up_seconds
-        ascending_ids, complete = yield from self._walk(second, first_page, emitted, descending=False)
-        if complete and self.stats.gave_up_seconds > gave_up_before:
-            yield Batch([], second + 1)
-            return
-        if complete:
-            self._logger.info("%s: %d records share the second %s; all reached by paging inside it",
-                              self._stream, len(emitted), second)
-            yield Batch([], second + 1)
-            return
-        _, met = yield from self._walk(second, [], emitted, descending=True, stop_at=set(ascending_ids))
-        if met:
+        ascending = OffsetWalk(self._dense_page(second, False, False), self._id_of, set(emitted), len(first_page),
+                               logger=self._logger, label=f"{self._stream}: the records sharing the second {second}",
+                               max_backups=DENSE_WALK_BACKUPS)
+        yield from self._emit_walk(ascending, second, emitted)
+        count = ascending.count
+        if ascending.end == WalkEnd.CEILING:
+            # More than one query reaches: read from the other end until the walks meet. Meeting
+            # proves nothing unless the order held still (no page ever failed its overlap check).
+            descending = OffsetWalk(self._dense_page(second, True, False), self._id_of, set(), 0,
+                                    lambda row: self._id_of(row) in ascending.known, logger=self._logger,
+                                    label=f"{self._stream}: the records sharing the second {second}",
+                                    max_backups=DENSE_WALK_BACKUPS)
+            yield from self._emit_walk(descending, second, emitted)
+            if descending.end == WalkEnd.STOPPED and not ascending.backups and not descending.backups:
+                self._logger.warning(
+                    "%s: %d records share one second (%s), more than one API query can reach (%d); all of them "
+                    "were reached by also reading that second newest-first", self._stream, len(emitted), second,
+                    MAX_REACH)
+                yield Batch([], second + 1)
+                return
+            count = descending.count
+        elif count is None or len(emitted) < count:
+            count = yield from self._resample(second, emitted, count)
+        if count is not None and len(emitted) >= count:
+            self._logger.info("%s: all %d records sharing the second %s reached", self._stream, count, second)
+        elif count is not None:
+            self.stats.unreached_seconds += 1
             self._logger.warning(
-                "%s: %d records share one second (%s), more than one API query can reach (%d); "
-                "all of them were reached by also reading that second newest-first",
-                self._stream, len(emitted), second, MAX_REACH,
-            )
+                "%s: %d records share the second %s, but the API returned them in a different order on every "
+                "request and only %d of them were reached (%d missing) after %d re-reads; the scan moves on",
+                self._stream, count, second, len(emitted), count - len(emitted), RESAMPLE_ROUNDS)
         else:
             self.stats.unreached_seconds += 1
             self._logger.warning(
-                "%s: at least %d records share one second (%s). The API reaches at most %d from each end "
-                "and exposes no count, so the records between the two ends (an unknown number) could not "
-                "be reached; %d were emitted. The scan moves on to the next second.",
-                self._stream, 2 * MAX_REACH, second, MAX_REACH, len(emitted),
-            )
+                "%s: at least %d records share one second (%s), so how many is unknown (the API exposes no count "
+                "and reaches %d from each end); %d were emitted and the rest could not be reached. The scan "
+                "moves on to the next second.", self._stream, max(MAX_REACH, len(emitted)), second, MAX_REACH,
+                len(emitted))
         yield Batch([], second + 1)
 
-    def _walk(
-        self,
-        second: int,
-        first_page: List[Dict[str, Any]],
-        emitted: Set[Any],
-        *,
-        descending: bool,
-        stop_at: Optional[Set[Any]] = None,
-    ):
-        """Offset-page through one second in one order (see OffsetWalk). Returns (ids read,
-        complete): complete means the second was read to its end, or (with stop_at) that the walk
-        reached a row the other walk had already read."""
-        walk_ids: Set[Any] = {self._id_of(row) for row in first_page}
-
+    def _dense_page(self, second: int, descending: bool,
+                    alternative: bool) -> Callable[[int, int], List[Dict[str, Any]]]:
         def fetch_page(page_number: int, per_page: int) -> List[Dict[str, Any]]:
-            query = PageQuery(gte=second, lt=second + 1, page=page_number, per_page=per_page, descending=descending)
+            query = PageQuery(gte=second, lt=second + 1, page=page_number, per_page=per_page, descending=descending,
+                              alternative_sort=alternative)
             return [row for _, row in self._fetch(query)]
 
-        stop = None if stop_at is None else (lambda row: self._id_of(row) in stop_at)
-        walk = OffsetWalk(fetch_page, self._id_of, walk_ids, len(first_page), stop,
-                          logger=self._logger, label=f"{self._stream}: the records sharing the second {second}")
+        return fetch_page
+
+    def _emit_walk(self, walk: OffsetWalk, second: int, emitted: Set[Any]) -> Iterator[Batch]:
         for rows in walk.rows():
             fresh = self._take_new(rows, emitted)
             if fresh:
                 yield Batch(fresh, second)
-        if walk.end == WalkEnd.GAVE_UP:
-            self.stats.gave_up_seconds += 1
-        return walk_ids, walk.end != WalkEnd.CEILING
+
+    def _resample(self, second: int, emitted: Set[Any], count: Optional[int]):
+        """Read the whole second again, page after page to its short page, in other orders, until as
+        many distinct ids were emitted as page sizes prove exist. Returns the count (None past 1,500)."""
+        orders = [(True, False), (False, True), (True, True), (False, False)] if self._alternative_sort else \
+            [(True, False), (False, False)]
+        for round_number in range(RESAMPLE_ROUNDS):
+            if count is not None and len(emitted) >= count:
+                break
+            descending, alternative = orders[round_number % len(orders)]
+            fetch_page = self._dense_page(second, descending, alternative)
+            self.stats.resample_rounds += 1
+            for page_number in range(1, MAX_PAGE + 1):
+                rows = fetch_page(page_number, MAX_PER_PAGE)
+                fresh = self._take_new(rows, emitted)
+                if fresh:
+                    yield Batch(fresh, second)
+                if len(rows) < MAX_PER_PAGE:
+                    count = (page_number - 1) * MAX_PER_PAGE + len(rows)
+                    break
+                if count is not None and len(emitted) >= count:
+                    break
+            else:
+                count = None
+        return count
+
     def _take_new(self, rows: List[Dict[str, Any]], emitted: Set[Any]) -> List[Dict[str, Any]]:
         fresh = []
         for row in rows:

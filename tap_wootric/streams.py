@@ -10,6 +10,8 @@ INCREMENTAL = "INCREMENTAL"
 FULL_TABLE = "FULL_TABLE"
 V1_API = "v1"
 CXI_API = "cxi"
+# The v2 API (e-mail stats), at api_url with its final /v1 replaced by /v2 (see v2api.py).
+V2_API = "v2"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class StreamSpec:
     created_field: str = "created_at"
     # Rows are edited after they are created (so the lookback rescan can find something).
     edited: bool = True
+    # A second sort key the API documents (used to reach rows that tie on scan_field in one second).
+    alternative_sort_key: Optional[str] = None
     selected_by_default: bool = True
     api: str = V1_API
     # FULL_TABLE streams: whether the endpoint pages (page/per_page, at most 30 x 50), extra fixed
@@ -39,6 +43,22 @@ class StreamSpec:
     enveloped: bool = False
     # FULL_TABLE streams read by more than one listing: the name of their reader in cxi.READERS.
     reader: Optional[str] = None
+    # Day streams (see daily.py): one request per account-local day, the day (YYYY-MM-DD) sent in both of
+    # these query parameters (range start, range end). The record is the body, or the object under
+    # record_key with the body's other top-level keys beside it, plus the day under replication_key.
+    day_params: Optional[Tuple[str, str]] = None
+    record_key: Optional[str] = None
+    # FULL_TABLE streams whose body is an object: the keys holding its row lists, read in order. With
+    # kind_field, each row says in that field which key it came from.
+    rows_keys: Tuple[str, ...] = ()
+    kind_field: Optional[str] = None
+    # The body key naming the default row's id, and the boolean field that marks that row.
+    default_id_key: Optional[str] = None
+    default_field: Optional[str] = None
+
+    @property
+    def reads_by_day(self) -> bool:
+        return self.day_params is not None
 
     @property
     def replication_method(self) -> str:
@@ -47,7 +67,8 @@ class StreamSpec:
     @property
     def probes_edits(self) -> bool:
         """Whether edits must be found by a strategy the probe picks (scan_field is not the replication key)."""
-        return self.replication_method == INCREMENTAL and self.scan_field != self.replication_key
+        return (self.replication_method == INCREMENTAL and self.scan_field is not None
+                and self.scan_field != self.replication_key)
 
 
 STREAMS: Tuple[StreamSpec, ...] = (
@@ -58,6 +79,7 @@ STREAMS: Tuple[StreamSpec, ...] = (
         replication_key="updated_at",
         scan_field="updated_at",
         filter_param="updated",
+        alternative_sort_key="created_at",
     ),
     StreamSpec(
         name="responses",
@@ -92,6 +114,19 @@ STREAMS: Tuple[StreamSpec, ...] = (
                api=CXI_API),
     StreamSpec(name="cxi_imports", path="imports", key_properties=("id",), selected_by_default=False,
                api=CXI_API, paged=True),
+    # Aggregates by account-local day, one request each: opt-in for their cost (README, "Day streams").
+    StreamSpec(name="nps_summary", path="nps_summary", key_properties=("date",), replication_key="date",
+               selected_by_default=False, day_params=("date[start]", "date[end]")),
+    StreamSpec(name="email_stats", path="email_stats", key_properties=("date",), replication_key="date",
+               selected_by_default=False, api=V2_API,
+               day_params=("date_range[start_date]", "date_range[end_date]"), record_key="email_stats"),
+    # One request each; opt-in so that upgrading the tap adds no table to an existing pipeline, and (v2)
+    # because many accounts send no e-mail surveys.
+    StreamSpec(name="email_stats_sources", path="email_stats/sources", key_properties=("kind", "id"),
+               selected_by_default=False, api=V2_API, rows_keys=("ongoing", "sends"), kind_field="kind"),
+    StreamSpec(name="survey_templates", path="survey_templates", key_properties=("id",), selected_by_default=False,
+               rows_keys=("survey_templates",), default_id_key="default_survey_template_id",
+               default_field="is_default"),
 )
 
 

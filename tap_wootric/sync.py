@@ -13,12 +13,15 @@ from singer.catalog import Catalog
 from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
 from tap_wootric.cxi import CxiUnavailable
+from tap_wootric.daily import DailySync
 from tap_wootric.full_table import FullTableSync
 from tap_wootric.incremental import IncrementalSync
 from tap_wootric.output import MessageWriter
 from tap_wootric.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.selection import selected_streams
 from tap_wootric.streams import CXI_API, INCREMENTAL, STREAMS
+from tap_wootric.timeutil import format_epoch
+from tap_wootric.v2api import V2Refusals, V2Unavailable
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,15 +52,24 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     # The signpost: no bookmark may pass the moment this sync started.
     signpost = int(time.time())
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
+    if config.start_date.timestamp() > signpost:
+        LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "
+                       "until then", format_epoch(int(config.start_date.timestamp())))
     if abandon_deselected_passes(state, {spec.name for spec, _ in streams}):
         writer.state(state)
 
     cxi_refusal: Optional[str] = None
+    v2_refusals = V2Refusals([spec for spec, _ in streams])
     for spec, entry in streams:
         if spec.api == CXI_API and cxi_refusal is not None:
             continue
+        if v2_refusals.skips(spec):
+            continue
         state = singer.set_currently_syncing(state, spec.name)
         writer.state(state)
+        if spec.reads_by_day:
+            v2_refusals.guard(DailySync(client, config, spec, entry, state, writer).run)
+            continue
         if spec.replication_method == INCREMENTAL:
             IncrementalSync(client, config, spec, entry, state, signpost, writer).run()
             continue
@@ -69,6 +81,8 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
             skipped = [s.name for s, _ in streams if s.api == CXI_API]
             LOGGER.warning("CXI streams skipped: the CXI API refused this account (%s); skipped: %s",
                            cxi_refusal, ", ".join(skipped))
+        except V2Unavailable as exc:
+            v2_refusals.refused(exc)
     state = singer.set_currently_syncing(state, None)
     writer.state(state)
     return state

@@ -28,6 +28,17 @@ PathElement = Union[str, int]
 Converter = Callable[[Any], Any]
 
 
+# A field typed with every JSON type holds any JSON value, kept as the API sends it (for example a CXI
+# custom property's value, whose type its data_type names). singer-python's Transformer would coerce it
+# to the first type that accepts it (bool("x") is True), so such a field is passed through unchanged.
+ANY_JSON_TYPES = frozenset(("null", "boolean", "integer", "number", "string", "object", "array"))
+
+
+def is_any_json(schema: Dict[str, Any]) -> bool:
+    types = schema.get("type")
+    return isinstance(types, list) and frozenset(types) == ANY_JSON_TYPES
+
+
 class _NotFastPathable(Exception):
     """A value the compiled path does not handle; singer-python's Transformer takes the record."""
 
@@ -51,7 +62,7 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
     """
     if "anyOf" in schema or "$ref" in schema:
         return None
-    if "type" not in schema:
+    if "type" not in schema or is_any_json(schema):
         return _identity
     types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     nullable = "null" in types
@@ -82,6 +93,9 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
         return _datetime(nullable)
     if kind == "number" and not schema.get("format"):
         return _number(nullable)
+    if kind == "string" and schema.get("format") == "date":
+        # singer-python checks no "date" format: the value passes as a string (the day streams set it).
+        return _scalar(str, nullable)
     scalar = {"string": str, "integer": int, "boolean": bool}.get(kind)
     if scalar is None or schema.get("format"):
         return None
@@ -193,6 +207,11 @@ class WootricTransformer(Transformer):
 
     def __init__(self) -> None:
         super().__init__(integer_datetime_fmt=UNIX_SECONDS_INTEGER_DATETIME_PARSING)
+
+    def transform_recur(self, data: Any, schema: Dict[str, Any], path: List[Any]) -> Tuple[bool, Any]:
+        if is_any_json(schema):
+            return True, data
+        return super().transform_recur(data, schema, path)
 
     def _transform(self, data: Any, typ: str, schema: Dict[str, Any], path: List[Any]) -> Tuple[bool, Any]:
         # singer-python tries "null" last and bool(None) is False, so a null boolean (the API's

@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_wootric import FakeWootric  # noqa: E402
+from postgres import Postgres  # noqa: E402
 
 STREAMS = ("end_users", "responses", "declines")
 # The tap's own retry waits (backoff, the 60 s default 429 wait) shrink 100-fold in tests.
@@ -168,3 +169,11 @@ def select(catalog: Dict[str, Any], streams: Dict[str, Optional[List[str]]]) -> 
             elif fields is not None and len(item["breadcrumb"]) == 2:
                 item["metadata"]["selected"] = item["breadcrumb"][1] in fields
     return catalog
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster for the whole session; each test makes databases of its own."""
+    server = Postgres.start()
+    yield server
+    server.stop()

@@ -7,6 +7,7 @@ the final state and the tap's log.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,9 +19,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_wootric import FakeWootric  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "demo-output"
+# DEMO_OUTPUT moves the files elsewhere (the test of the demo uses it).
+OUT = Path(os.environ.get("DEMO_OUTPUT") or Path(__file__).resolve().parent.parent / "demo-output")
 TAP = str(Path(sys.executable).parent / "tap-wootric")
-DONE = re.compile(r"(\w+): done: (\d+) records emitted, (\d+) older unchanged rows skipped, (\d+) requests, ([\d.]+) s")
+# Incremental streams: "... records emitted, N older unchanged rows skipped, N requests, ..."; FULL_TABLE
+# streams: "... records emitted (full table, version N), N requests, ...".
+DONE = re.compile(r"(\w+): done: (\d+) records emitted(?:, \d+ older unchanged rows skipped| \([^)]*\)), "
+                  r"(\d+) requests, ([\d.]+) s")
 
 
 def main() -> None:
@@ -29,17 +34,19 @@ def main() -> None:
     end = datetime.now(timezone.utc) - timedelta(hours=1)
     for stream, count in (("end_users", 400), ("responses", 2400), ("declines", 300)):
         fake.generate(stream, count, end - timedelta(days=2 * 365), end)
+    fake.generate_segments(12)
     fake.start()
     try:
         config = OUT / "config.json"
         config.write_text(json.dumps(fake.config(start_date="2020-01-01T00:00:00Z"), indent=2))
         print(f"Fake Wootric API on {fake.url}; config in {config}")
         catalog = OUT / "catalog.json"
-        with catalog.open("w") as handle:
-            subprocess.run([TAP, "--config", str(config), "--discover"], stdout=handle, check=True)
-        print(f"Discovered {len(json.loads(catalog.read_text())['streams'])} streams into {catalog}")
         messages, log = OUT / "messages.jsonl", OUT / "tap.log"
-        with messages.open("w") as stdout, log.open("w") as stderr:
+        # Discovery's log goes to the tap's log too: the terminal shows only the summary.
+        with catalog.open("w") as handle, log.open("w") as stderr:
+            subprocess.run([TAP, "--config", str(config), "--discover"], stdout=handle, stderr=stderr, check=True)
+        print(f"Discovered {len(json.loads(catalog.read_text())['streams'])} streams into {catalog}")
+        with messages.open("w") as stdout, log.open("a") as stderr:
             subprocess.run([TAP, "--config", str(config), "--catalog", str(catalog)],
                            stdout=stdout, stderr=stderr, check=True)
     finally:
@@ -60,11 +67,12 @@ def main() -> None:
 
     print(f"\n{'stream':<10} {'records':>8} {'requests':>9} {'ideal':>6} {'seconds':>8}")
     for match in DONE.finditer(log.read_text()):
-        stream, records, _, requests, seconds = match.groups()
+        stream, records, requests, seconds = match.groups()
         ideal = -(-int(records) // 50)
         print(f"{stream:<10} {records:>8} {requests:>9} {ideal:>6} {seconds:>8}")
-    print("\nNPS by month (responses, UTC):")
-    for month in sorted(months)[-12:]:
+    shown = sorted(months)[-12:]
+    print(f"\nNPS by month (responses, UTC; the last {len(shown)} of {len(months)} months):")
+    for month in shown:
         promoters, passives, detractors = months[month]
         total = promoters + passives + detractors
         nps = round(100 * (promoters - detractors) / total) if total else 0

@@ -8,6 +8,11 @@ It follows the shared API notes, wootric-api-notes.md (sections 1.1, 2.2, 2.3, 3
   ``per_page`` 1..50 (400 ``error_list`` outside), per-endpoint default sorts, ``created[op]`` filters
   everywhere and ``updated[op]`` on end_users only (unless configured), all compared against the stored
   microsecond times while the output shows whole seconds in the account's DST-aware offset.
+- ``GET /v1/nps_summary``, ``/v1/survey_templates``, ``/v2/email_stats`` and ``/v2/email_stats/sources``
+  (notes §2.1, §3.5). The summaries are computed from the fake's own responses and declines over whole days
+  of the account's zone: NPS leaves out excluded responses; the e-mail funnel is drawn per day from a seed,
+  around the day's responses (the fake's account surveys by e-mail only, so ``total_responses`` is the
+  number of responses created in the period).
 - Two switches for ties, which the notes cannot settle (§2.3, §7 pitfalls 2-3): ``whole_seconds`` stores
   whole seconds, so filters compare whole seconds and every row of a second ties; ``shuffle_ties`` gives
   tied rows a fresh random order on every request, as a database may for ORDER BY on a non-unique key.
@@ -36,7 +41,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as clock_time
 from email import policy
 from email.parser import BytesParser
 from http import HTTPStatus
@@ -58,6 +64,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ONE_MICROSECOND = timedelta(microseconds=1)
 INTEGER = re.compile(r"-?\d+")
 CXI_PREFIX = "/cxi/v1/"
+V2_PREFIX = "/v2/"
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 CXI_ONBOARDING_MESSAGE = "Please complete the onboarding flow first."
 TRANSPORT_FAULTS = ("reset", "slow", "truncated", "garbage")
 # Private headers that carry a transport fault from the API logic to the HTTP handler; never sent.
@@ -176,6 +184,24 @@ class FakeWootric:
         self.cxi_imports: list[dict[str, Any]] = []
         self.cxi_projects: list[dict[str, Any]] = []
         self.cxi_tags: list[dict[str, Any]] = []  # top-level tags, children nested
+        # GET /v1/survey_templates (notes §3.5): the templates and which one is the default.
+        self.survey_templates: list[dict[str, Any]] = [
+            {"id": 123, "name": "Your default NPS survey", "default_language": "en",
+             "languages": [{"code": "en", "name": "English"}], "non_configured_language_count": 1,
+             "custom_samplings": []},
+            {"id": 124, "name": "Enquête de satisfaction", "default_language": "fr",
+             "languages": [{"code": "fr", "name": "French"}, {"code": "en", "name": "English"}],
+             "non_configured_language_count": 0, "custom_samplings": [{"id": 9, "name": "Pro plan", "rate": 50}]},
+        ]
+        self.default_survey_template_id: int | None = 123
+        # The v2 API (e-mail stats). v2_status: None serves it; a status (401, 403, 404) answers every v2
+        # request with it, as for an account without e-mail surveys.
+        self.v2_status: int | None = None
+        self.email_sources: dict[str, list[dict[str, Any]]] = {
+            "ongoing": [{"id": "email_api", "name": "Email API *"}, {"id": "webhook_trigger", "name": "Webhook *"}],
+            "sends": [{"id": 1, "name": "Q1_file.csv", "date": "Jan 11, 2024  9:01AM"},
+                      {"id": 2, "name": "Q2_renewals.csv", "date": "Apr  2, 2024 10:15AM"}],
+        }
         self.requests: list[dict[str, Any]] = []
         self.tokens_issued: list[str] = []
         self.refresh_tokens_issued: list[str] = []
@@ -554,6 +580,128 @@ class FakeWootric:
                     "wootric_account_id": 4242,
                 }
 
+    # -- summaries (nps_summary, email_stats) -----------------------------------------------------------------
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """The UTC instants where an account-local day starts and the next one starts (23 or 25 hours
+        apart on daylight-saving days)."""
+        start = datetime.combine(day, clock_time(), self.zone).astimezone(timezone.utc)
+        end = datetime.combine(day + timedelta(days=1), clock_time(), self.zone).astimezone(timezone.utc)
+        return start, end
+
+    def _created_between(self, stream: str, low: datetime, high: datetime) -> list[dict[str, Any]]:
+        keys, rows = self._index(stream, "created_at")
+        return rows[bisect.bisect_left(keys, low):bisect.bisect_left(keys, high)]
+
+    def nps_summary(self, start: date, end: date) -> dict[str, Any]:
+        """What GET /v1/nps_summary answers for the account-local days start..end (both included)."""
+        with self._lock:
+            low, high = self.day_bounds(start)[0], self.day_bounds(end)[1]
+            responses = self._created_between("responses", low, high)
+            declines = self._created_between("declines", low, high)
+            counted = [row["score"] for row in responses
+                       if not row["excluded_from_calculations"] and row["score"] is not None]
+            email = self._email_raw(start, end)
+        promoters = sum(score >= 9 for score in counted)
+        detractors = sum(score <= 6 for score in counted)
+        shown = len(responses) + len(declines)
+        return {"nps": _rounded(100 * (promoters - detractors) / len(counted)) if counted else 0,
+                "responses": len(counted), "detractors": detractors,
+                "passives": len(counted) - promoters - detractors, "promoters": promoters,
+                "response_rate": _rounded(100 * len(responses) / shown) if shown else 0,
+                "email_response_rate": _rounded(100 * email["total_responses"] / email["delivered"])
+                if email["delivered"] else 0}
+
+    def _email_day(self, day: date) -> dict[str, int]:
+        """One day's e-mail funnel: drawn from a seed of its own, around the responses of that day."""
+        rng = random.Random(f"email-{self.seed}-{day.isoformat()}")
+        responses = len(self._created_between("responses", *self.day_bounds(day)))
+        if responses == 0 and rng.random() < 0.6:
+            return dict.fromkeys(_EMAIL_COUNTS, 0)
+        opened = responses + rng.randint(0, 3 + responses)
+        delivered = opened + rng.randint(0, 5 + opened)
+        bounce, dropped = rng.randint(0, 2), rng.choice((0, 0, 0, 1))
+        processed = delivered + bounce + dropped
+        return {"processed": processed, "bounce": bounce, "dropped": dropped, "delivered": delivered,
+                "opted_out": rng.randint(0, 2), "not_delivered": bounce + dropped, "open": opened,
+                "spamreport": min(delivered, rng.choice((0,) * 9 + (1,))), "not_eligible": rng.randint(0, 2),
+                "total_surveys": processed, "total_responses": responses}
+
+    def _email_raw(self, start: date, end: date) -> dict[str, int]:
+        totals = dict.fromkeys(_EMAIL_COUNTS, 0)
+        for offset in range((end - start).days + 1):
+            for key, value in self._email_day(start + timedelta(days=offset)).items():
+                totals[key] += value
+        return totals
+
+    def email_stats(self, start: date, end: date) -> dict[str, Any]:
+        """What GET /v2/email_stats answers for the account-local days start..end (both included)."""
+        with self._lock:
+            raw = self._email_raw(start, end)
+        sent = raw["processed"]
+        requests = sent + raw["opted_out"] + raw["not_eligible"]
+        refused = raw["opted_out"] + raw["not_eligible"]
+        first, last = self.day_bounds(start)[0], self.day_bounds(end)[1] - timedelta(seconds=1)
+        stats = {
+            "send_date": f"{_display_day(start)}-{_display_day(end)}", "send_requests": requests,
+            "emails_sent": sent, "delivered": raw["delivered"],
+            "delivered_percentage": f"{_percent(raw['delivered'], sent):.1f}%",
+            "bounce_rate": round(_percent(raw["bounce"], sent), 1),
+            "bounce_rate_percentage": f"{_percent(raw['bounce'], sent):.1f}%",
+            "open_rate": f"{_rounded(_percent(raw['open'], raw['delivered']))}%",
+            "response_rate": f"{_rounded(_percent(raw['total_responses'], raw['delivered']))}%",
+            "not_eligible": f"{refused} ({_rounded(_percent(refused, requests))}%)",
+            "raw_results": {**raw, "sart_date": first.astimezone(self.zone).isoformat(),
+                            "end_date": last.astimezone(self.zone).isoformat()},
+        }
+        return {"email_stats": stats, "initial_send": None, "reminder_send": None}
+
+    def _day_range(self, query: dict[str, str], start_name: str, end_name: str) -> tuple[date, date] | str:
+        """The days a summary query names, or the message of its 400. Without them, the last month."""
+        today = utc_now().astimezone(self.zone).date()
+        values = []
+        for name, default in ((start_name, today - timedelta(days=30)), (end_name, today)):
+            raw = query.get(name)
+            if raw is None:
+                values.append(default)
+                continue
+            try:
+                values.append(date.fromisoformat(raw) if DAY.fullmatch(raw) else None)
+            except ValueError:
+                values.append(None)
+            if values[-1] is None:
+                return f"{name} is invalid"
+        if values[0] > values[1]:
+            return f"{start_name} is after {end_name}"
+        return values[0], values[1]
+
+    def _summary_route(self, parts: list[str], query: dict[str, str], v2: bool) -> tuple[int, Body] | None:
+        """The summary endpoints; None for any other v1 path."""
+        if v2:
+            if self.v2_status is not None:
+                return self.v2_status, error_list(_phrase(self.v2_status).lower().replace(" ", "_"),
+                                                  "This account has no e-mail surveys")
+            if parts == ["email_stats", "sources"]:
+                with self._lock:
+                    return 200, copy.deepcopy(self.email_sources)
+            if parts == ["email_stats"]:
+                return self._summary(query, "date_range[start_date]", "date_range[end_date]", self.email_stats)
+            return 404, error_list("record_not_found", "The record could not be found")
+        if parts == ["survey_templates"]:
+            with self._lock:
+                return 200, {"default_survey_template_id": self.default_survey_template_id,
+                             "survey_templates": copy.deepcopy(self.survey_templates)}
+        if parts == ["nps_summary"]:
+            return self._summary(query, "date[start]", "date[end]", self.nps_summary)
+        return None
+
+    def _summary(self, query: dict[str, str], start_name: str, end_name: str,
+                 summary: Callable[[date, date], dict[str, Any]]) -> tuple[int, Body]:
+        days = self._day_range(query, start_name, end_name)
+        if isinstance(days, str):
+            return 400, error_list("bad_request", days, start_name)
+        return 200, summary(*days)
+
     def _cxi_public(self, response: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in response.items() if key != "import_id"}
 
@@ -717,7 +865,7 @@ class FakeWootric:
             if method != "POST":
                 return 404, error_list("not_found", "Not Found"), {}
             return self._token(query, _parse_form(body, headers.get("Content-Type", "")))
-        if path == "/v1" or path.startswith("/v1/") or path.startswith(CXI_PREFIX):
+        if path == "/v1" or path.startswith("/v1/") or path.startswith(CXI_PREFIX) or path.startswith(V2_PREFIX):
             if method != "GET":
                 return 405, error_list("method_not_allowed", "405 Not Allowed"), {}
             return self._api(path, query, headers.get("Authorization", ""))
@@ -835,6 +983,9 @@ class FakeWootric:
         if path.startswith(CXI_PREFIX):
             return self._cxi_route(path[len(CXI_PREFIX):].strip("/").split("/"), query, number)
         parts = path.strip("/").split("/")[1:]
+        summary = self._summary_route(parts, query, path.startswith(V2_PREFIX))
+        if summary is not None:
+            return summary
         if parts == ["segments"]:
             with self._lock:
                 return 200, [self.render(segment) for segment in self.segments]
@@ -967,6 +1118,24 @@ class FakeWootric:
 
 class _JsonRows(list):
     """Rows already serialised to JSON, sent as one array without encoding them again."""
+
+
+_EMAIL_COUNTS = ("processed", "bounce", "dropped", "delivered", "opted_out", "not_delivered", "open", "spamreport",
+                 "not_eligible", "total_surveys", "total_responses")
+
+
+def _rounded(value: float) -> int:
+    """Half away from zero, as Ruby rounds (Python's round() goes to the even neighbour)."""
+    return int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+
+
+def _percent(part: int, whole: int) -> float:
+    return 100 * part / whole if whole else 0.0
+
+
+def _display_day(day: date) -> str:
+    """"Aug  3, 2023": how the v2 API shows a day (notes §3.5)."""
+    return f"{day:%b} {day.day:2d}, {day.year}"
 
 
 def _bounded_int(query: dict[str, str], name: str, default: int, high: int) -> int | None:

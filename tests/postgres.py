@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 
 def _bin_dir() -> Path:
@@ -67,9 +67,10 @@ class Postgres:
         finally:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def psql(self, sql: str, database: str = "postgres") -> List[List[str]]:
-        """Rows of a query, as lists of text values."""
+    def psql(self, sql: str, database: str = "postgres", *, timezone: Optional[str] = None) -> List[List[str]]:
+        """Rows of a query, as lists of text values; `timezone` sets the session's time zone (PGTZ)."""
+        env = {**os.environ, **({"PGTZ": timezone} if timezone else {})}
         proc = subprocess.run([str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                                "-d", database, "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                              check=True, capture_output=True, text=True)
+                              check=True, capture_output=True, text=True, env=env)
         return [line.split("\t") for line in proc.stdout.splitlines() if line]

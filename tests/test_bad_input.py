@@ -52,6 +52,8 @@ CONFIG_CASES = {
     "timeout not a number": (lambda c: {**c, "request_timeout": "soon"}, ["request_timeout"]),
     "lookback not finite": (lambda c: {**c, "lookback_days": "nan"}, ["lookback_days", "finite"]),
     "timeout infinite": (lambda c: {**c, "request_timeout": "inf"}, ["request_timeout", "finite"]),
+    # 0 is accepted (the default), so the message must not claim a minimum of 0.001.
+    "timeout negative": (lambda c: {**c, "request_timeout": -5}, ["request_timeout", "above 0", "0 means the default"]),
 }
 
 
@@ -98,8 +100,9 @@ def test_port_where_nothing_listens(fake, tap):
 
 @pytest.mark.parametrize("content, expected", [
     ("{not json", ["state file", "not valid JSON"]),
-    ('["a list"]', ["state file", "JSON object"]),
-    ('{"bookmarks": {"responses": "2024-01-01"}}', ["bookmark of stream 'responses'", "must be an object"]),
+    ('["a list"]', ["state file", "state.json must hold a JSON object"]),
+    ('{"bookmarks": {"responses": "2024-01-01"}}', ["state.json: the bookmark of stream 'responses'",
+                                                    "must be an object"]),
     ('{"bookmarks": {"end_users": {"updated_at": "yesterday-ish"}}}', ["updated_at", "not a timestamp"]),
     ('{"bookmarks": {"segments": {"version": "v2"}}}', ["version of stream 'segments'", "integer"]),
 ])
@@ -120,12 +123,29 @@ def test_missing_state_file(fake, tap, tmp_path):
     ('{"streams": {}}', ["catalog file", "'streams' list"]),
     ('{"streams": [{"tap_stream_id": "surveys", "stream": "surveys", "schema": {}, "metadata": []}]}',
      ["unknown stream 'surveys'"]),
+    # Wrongly shaped entries are named by position, stream and field, not by Python internals.
+    ('{"streams": [null]}', ["catalog.json: streams[0] must be an object, not null"]),
+    ('{"streams": [{"tap_stream_id": "responses", "schema": {}, "metadata": [null]}]}',
+     ["streams[0] ('responses'): metadata[0] must be an object"]),
+    ('{"streams": [{"tap_stream_id": "responses", "schema": {}, "metadata": [{"breadcrumb": [], "metadata": 3}]}]}',
+     ["streams[0] ('responses'): metadata[0]: field 'metadata' must be an object, not a number"]),
+    ('{"streams": [{"tap_stream_id": "declines", "schema": null}]}',
+     ["streams[0] ('declines'): field 'schema' must be an object"]),
+    ('{"streams": [{"stream": "declines", "schema": {}}]}', ["streams[0] ('declines'): field 'tap_stream_id'"]),
 ])
 def test_bad_catalog_file(fake, tap, tmp_path, content, expected):
     path = tmp_path / "catalog.json"
     path.write_text(content, encoding="utf-8")
     run, elapsed = timed(tap, fake.config(), "--catalog", str(path))
-    assert_fails_clearly(run, *expected, elapsed=elapsed)
+    line = assert_fails_clearly(run, *expected, elapsed=elapsed)
+    assert "object has no attribute" not in line and "NoneType" not in line
+
+
+def test_format_without_about_is_a_usage_error(fake, tap):
+    run = tap.run(fake.config(), "--format", "markdown")
+    # The same as the other command-line errors (argparse): exit 2, a usage line, nothing on stdout.
+    assert run.returncode == 2 and not run.stdout
+    assert "--format applies only to --about" in run.stderr and "usage:" in run.stderr
 
 
 def test_404_on_a_list_endpoint(fake, tap):

@@ -26,8 +26,10 @@ def checker():
 def test_discovery_lists_every_stream_with_metadata(fake, tap):
     catalog = tap.discover(fake.config())
     by_name = {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
-    assert set(by_name) == set(STREAMS) | {"segments", "cxi_responses", "cxi_tags", "cxi_projects", "cxi_imports"}
-    for name in set(by_name) - set(STREAMS):
+    day_streams = {"nps_summary", "email_stats"}  # INCREMENTAL on a date; checked in test_day_streams.py
+    assert set(by_name) == set(STREAMS) | {"segments", "cxi_responses", "cxi_tags", "cxi_projects", "cxi_imports",
+                                           "email_stats_sources", "survey_templates"} | day_streams
+    for name in set(by_name) - set(STREAMS) - day_streams:
         stream_md = next(item["metadata"] for item in by_name[name]["metadata"] if item["breadcrumb"] == [])
         assert stream_md["forced-replication-method"] == "FULL_TABLE"
         assert stream_md["selected-by-default"] is (name == "segments")
@@ -417,3 +419,39 @@ def test_updated_paging_that_turns_out_unreliable_falls_back_without_loss(tap):
         assert "scan_position" not in run.final_state["bookmarks"]["responses"]
     finally:
         fake.stop()
+
+
+def test_a_future_start_date_warns_once_and_never_lets_older_records_through(fake, tap):
+    seed(fake, (40, 60, 20))
+    future = "2030-01-01T00:00:00Z"
+    first = tap.run(fake.config(start_date=future))
+    assert first.returncode == 0, first.stderr
+    assert len([line for line in first.stderr.splitlines() if "lies in the future" in line]) == 1
+    assert "to 20" not in " ".join(line for line in first.stderr.splitlines() if "scan of" in line)
+    for stream in STREAMS:
+        assert first.records(stream) == []
+        assert first.final_state["bookmarks"][stream]["updated_at"] == future
+    # The next run starts from the bookmark, which is start_date, not the present: still nothing older.
+    fake.create("end_users")
+    second = tap.run(fake.config(start_date=future), state=first.final_state)
+    assert second.returncode == 0, second.stderr
+    assert not any(second.records(stream) for stream in STREAMS)
+
+
+def test_a_bookmark_below_a_raised_start_date_brings_back_nothing_older(fake, tap):
+    seed(fake, (80, 120, 40))
+    start_date = NOW - timedelta(days=365)
+    old_bookmark = format_rfc3339(start_date - timedelta(days=365))
+    state = {"bookmarks": {stream: {"updated_at": old_bookmark} for stream in STREAMS}}
+    run = tap.run(fake.config(start_date=format_rfc3339(start_date)), state=state)
+    assert run.returncode == 0, run.stderr
+    floor = format_rfc3339(start_date)
+    assert run.records("end_users") and all(r["updated_at"] >= floor for r in run.records("end_users"))
+    for stream in ("responses", "declines"):
+        assert run.records(stream) and all(r["created_at"] >= floor for r in run.records(stream))
+    for stream in STREAMS:
+        assert run.final_state["bookmarks"][stream]["updated_at"] >= floor
+
+
+def format_rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,4 +1,5 @@
-"""The fake Wootric API behaves as /work/shared/wootric-api-notes.md describes; the tap's tests rely on it."""
+"""The fake Wootric API behaves as the shared API notes (../shared/wootric-api-notes.md) describe; the tap's tests
+rely on it."""
 
 from __future__ import annotations
 

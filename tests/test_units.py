@@ -129,6 +129,27 @@ def test_interrupted_lookback_scan_resumes_and_keeps_the_first_runs_signpost():
     assert plan.final_bookmark == NOW - DAY and plan.emit_updated_since == NOW - 10 * DAY
 
 
+@pytest.mark.parametrize("stream", ["end_users", "responses", "declines"])
+def test_a_future_start_date_scans_nothing_and_bookmarks_start_date(stream):
+    config = load_config({**BASE, "start_date": "2030-01-01T00:00:00Z"})
+    future = to_epoch_seconds("2030-01-01T00:00:00Z")
+    for bookmark in ({}, {"updated_at": format_epoch(NOW - DAY)}):
+        plan = plan_scan(get_stream(stream), config, bookmark, NOW)
+        assert plan.start == future and plan.start >= plan.upper and plan.final_bookmark == future
+        assert plan.emit_updated_since is None
+
+
+def test_a_bookmark_below_a_raised_start_date_is_not_a_resume_point():
+    config = load_config({**BASE, "start_date": "2024-05-01T00:00:00Z"})
+    start = to_epoch_seconds("2024-05-01T00:00:00Z")
+    plan = plan_scan(get_stream("responses"), config, {"updated_at": format_epoch(start - 9 * DAY)}, NOW)
+    assert plan.start == start and plan.emit_updated_since is None and plan.final_bookmark == NOW
+    interrupted = {"updated_at": format_epoch(start - 9 * DAY), "scan_position": format_epoch(start - 5 * DAY),
+                   "scan_signpost": format_epoch(start - DAY)}
+    plan = plan_scan(get_stream("declines"), config, interrupted, NOW)
+    assert plan.start == start and plan.final_bookmark == start and plan.emit_updated_since is None
+
+
 def test_end_users_resume_from_their_bookmark_without_lookback():
     config = load_config(BASE)
     plan = plan_scan(get_stream("end_users"), config, {"updated_at": format_epoch(NOW - DAY)}, NOW)

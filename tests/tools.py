@@ -19,6 +19,9 @@ TOOLS = {
     "singer-tools": ("singer-tools==0.4.1", "singer-check-tap"),
     "target-postgres": ("meltanolabs-target-postgres==0.8.1", "target-postgres"),
     "meltano": ("meltano==4.4.1", "meltano"),
+    "pipelinewise-target-postgres": ("pipelinewise-target-postgres==2.1.2", "target-postgres"),
+    # The mapper Meltano runs in the personal-data recipe (its Hub name is meltano-map-transformer).
+    "meltano-map-transform": ("meltano-map-transform==0.12.3", "meltano-map-transform"),
 }
 _locks = {name: threading.Lock() for name in TOOLS}
 
