@@ -17,6 +17,7 @@ import backoff
 import requests
 from singer import metrics
 
+from tap_wootric.cancel import Cancellation
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError, AuthError, NetworkError, TapWootricError
 
@@ -104,10 +105,14 @@ class WootricClient:
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        cancellation: Optional[Cancellation] = None,
     ):
         """`time_scale` shrinks the waits the tap chooses itself (backoff, the default 429 wait)
-        so tests need not sleep for minutes; waits the server names are kept as they are."""
+        so tests need not sleep for minutes; waits the server names are kept as they are.
+        `cancellation`: SIGTERM or SIGINT ends a pending request or wait at once, and stops the
+        tap before its next request (see cancel.py)."""
         self.config = config
+        self._cancellation = cancellation or Cancellation()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = config.user_agent
         self.session.headers["Accept"] = "application/json"
@@ -163,7 +168,8 @@ class WootricClient:
 
     def authenticate(self) -> None:
         """Fetch a fresh access token; raises AuthError or NetworkError with a clear message."""
-        self._fetch_token_with_retries()
+        with self._cancellation.interruptible():
+            self._fetch_token_with_retries()
 
     def _fetch_token_with_retries(self) -> None:
         try:
@@ -242,7 +248,10 @@ class WootricClient:
         decoded JSON body."""
         params = params or {}
         try:
-            return self._get_with_retries(path, params)
+            # Everything in here, retries and rate-limit waits included, may end with Cancelled;
+            # nothing in here writes to stdout.
+            with self._cancellation.interruptible():
+                return self._get_with_retries(path, params)
         except RetryableError as exc:
             reason = exc.final or exc
             raise ApiError(f"{describe_request(path, params)} failed {self._max_tries} times; last: {reason}") from None

@@ -2,6 +2,8 @@
 
 Every message goes out as complete lines in one write and one flush, so whatever a target has
 read ends on a line boundary, and a page's records are on stdout before any STATE that follows.
+That write holds off SIGTERM and SIGINT until it is complete (`write_lines`, see cancel.py), so a
+cancelled tap never leaves half a line for the target either.
 
 The lines are exactly those of singer-python's `write_record` (same keys in the same order, same
 separators, ASCII-escaped, NaN refused). singer-python builds a message object, encodes it with
@@ -22,7 +24,16 @@ from typing import Any, Dict, Iterable, List, Optional
 import singer
 from singer.utils import strftime
 
+from tap_wootric.cancel import uninterruptible_write
+
 _ENCODER = json.JSONEncoder(allow_nan=False)
+
+
+def write_lines(text: str) -> None:
+    """Write complete message lines (each ending in a newline) and flush them, uninterrupted."""
+    with uninterruptible_write():
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 class MessageWriter:
@@ -45,8 +56,7 @@ class MessageWriter:
 
     @staticmethod
     def _line(message: singer.Message) -> None:
-        sys.stdout.write(singer.format_message(message) + "\n")
-        sys.stdout.flush()
+        write_lines(singer.format_message(message) + "\n")
 
 
 class RecordWriter:
@@ -71,6 +81,5 @@ class RecordWriter:
                 lines.append(singer.format_message(singer.RecordMessage(
                     stream=self.stream, record=record, version=self.version, time_extracted=time_extracted)) + "\n")
         if lines:
-            sys.stdout.write("".join(lines))
-            sys.stdout.flush()
+            write_lines("".join(lines))
         return len(lines)

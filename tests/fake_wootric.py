@@ -13,6 +13,9 @@ It follows the shared API notes, wootric-api-notes.md (sections 1.1, 2.2, 2.3, 3
   of the account's zone: NPS leaves out excluded responses; the e-mail funnel is drawn per day from a seed,
   around the day's responses (the fake's account surveys by e-mail only, so ``total_responses`` is the
   number of responses created in the period).
+- Two switches for ties, which the notes cannot settle (§2.3, §7 pitfalls 2-3): ``whole_seconds`` stores
+  whole seconds, so filters compare whole seconds and every row of a second ties; ``shuffle_ties`` gives
+  tied rows a fresh random order on every request, as a database may for ORDER BY on a non-unique key.
 - Hooks to change data mid-sync, inject failures and enforce ``X-Rate-Limit-*`` budgets.
 
 In tests it runs in a daemon thread (``with FakeWootric(seed=3) as fake: ...``); for a demo run it alone::
@@ -142,7 +145,7 @@ class FakeWootric:
     def __init__(self, *, seed: int = 1, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret",
                  username: str = "demo@example.com", password: str = "fake-password", token_ttl: int = 7200,
                  honour_updated_filter: set[str] | None = None, shuffle_ties: bool = False,
-                 account_tz: str = "America/Los_Angeles"):
+                 whole_seconds: bool = False, account_tz: str = "America/Los_Angeles"):
         unknown = set(honour_updated_filter or ()) - set(STREAMS)
         if unknown:
             raise ValueError(f"unknown streams in honour_updated_filter: {sorted(unknown)}")
@@ -153,7 +156,11 @@ class FakeWootric:
         self.password = password
         self.token_ttl = token_ttl
         self.honour_updated_filter = set(honour_updated_filter or ())
+        # Tied rows (equal stored sort values) in a new random order on every request, on every list path.
         self.shuffle_ties = shuffle_ties
+        # created_at and updated_at stored cut to the whole second, so that created[gt]=T excludes every row
+        # shown as T. It applies as rows are stored, hence a constructor argument; the output is the same.
+        self.whole_seconds = whole_seconds
         self.account_tz = account_tz
         self.zone = ZoneInfo(account_tz)
         self.rate_limit: int | None = None
@@ -248,6 +255,7 @@ class FakeWootric:
 
         Microseconds are drawn from 1..999999 (distinct unless ``same_instant``), so every record is stored
         strictly after ``second``.000000: a ``[gt]=second`` filter returns all of them, ``[lte]=second`` none.
+        With ``whole_seconds`` they are all stored as ``second`` itself, and the other way round.
         """
         self._check_stream(stream)
         if field not in ("created_at", "updated_at"):
@@ -288,7 +296,9 @@ class FakeWootric:
                 raise ValueError(f"{stream} records have no fields {sorted(unknown)}")
             for key, value in changes.items():
                 record[key] = to_utc(value) if isinstance(value, datetime) else copy.deepcopy(value)
-            record["updated_at"] = utc_now() if at is None else to_utc(at)
+            if isinstance(record["created_at"], datetime):
+                record["created_at"] = self._stored_time(record["created_at"])
+            record["updated_at"] = self._stored_time(utc_now() if at is None else to_utc(at))
             self._changed(stream)
             self._json_cache.pop((stream, record_id), None)
 
@@ -364,11 +374,17 @@ class FakeWootric:
         self._last_id[stream] += 1
         record_id = self._last_id[stream]
         builder = {"end_users": self._end_user, "responses": self._response, "declines": self._decline}[stream]
-        self._data[stream][record_id] = builder(record_id, created, updated)
+        record = builder(record_id, created, updated)
+        # Cut after building, so that one seed draws the same rows with or without whole_seconds.
+        record["created_at"], record["updated_at"] = self._stored_time(created), self._stored_time(updated)
+        self._data[stream][record_id] = record
         self._changed(stream)
         if stream == "end_users":
             self._user_ids.append(record_id)
         return record_id
+
+    def _stored_time(self, moment: datetime) -> datetime:
+        return moment.replace(microsecond=0) if self.whole_seconds else moment
 
     def _changed(self, stream: str) -> None:
         for key in [key for key in self._indexes if key[0] == stream]:
@@ -689,7 +705,7 @@ class FakeWootric:
     def _cxi_public(self, response: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in response.items() if key != "import_id"}
 
-    def _cxi_route(self, parts: list[str], query: dict[str, str]) -> tuple[int, Body]:
+    def _cxi_route(self, parts: list[str], query: dict[str, str], number: int) -> tuple[int, Body]:
         if self.cxi_status is not None:
             if self.cxi_status == 424:
                 return 424, {"message": CXI_ONBOARDING_MESSAGE}
@@ -702,7 +718,9 @@ class FakeWootric:
         with self._lock:
             if parts == ["responses"]:
                 descending = query.get("sort_order", "desc") != "asc"
-                rows = sorted(self.cxi_responses.values(), key=lambda row: (row["feedback_date"], row["id"]),
+                tiebreak = self._tiebreak(self.cxi_responses.values(), number)
+                rows = sorted(self.cxi_responses.values(),
+                              key=lambda row: (row["feedback_date"], tiebreak.get(row["id"], row["id"])),
                               reverse=descending)
                 envelope = {"items": [self._cxi_public(row) for row in rows[window]]}
                 return 200, envelope if self.cxi_omit_total else {"total_count": len(rows), **envelope}
@@ -963,7 +981,7 @@ class FakeWootric:
 
     def _route(self, path: str, query: dict[str, str], number: int) -> tuple[int, Body]:
         if path.startswith(CXI_PREFIX):
-            return self._cxi_route(path[len(CXI_PREFIX):].strip("/").split("/"), query)
+            return self._cxi_route(path[len(CXI_PREFIX):].strip("/").split("/"), query, number)
         parts = path.strip("/").split("/")[1:]
         summary = self._summary_route(parts, query, path.startswith(V2_PREFIX))
         if summary is not None:
@@ -1072,11 +1090,7 @@ class FakeWootric:
     def _sorted(self, rows: list[dict[str, Any]], key: str, *, descending: bool,
                 request_number: int) -> list[dict[str, Any]]:
         """Order by ``key``; equal keys by id (reversed with desc), or randomly with shuffle_ties."""
-        tiebreak: dict[int, float] = {}
-        if self.shuffle_ties:
-            # Seeded per request so that a failing run can be replayed exactly.
-            shuffler = random.Random(self.seed * 1_000_003 + request_number)
-            tiebreak = {row["id"]: shuffler.random() for row in rows}
+        tiebreak = self._tiebreak(rows, request_number)
 
         def sort_value(row: dict[str, Any]) -> tuple[Any, ...]:
             last = tiebreak.get(row["id"], row["id"])
@@ -1086,6 +1100,14 @@ class FakeWootric:
             return (row[key], last)
 
         return sorted(rows, key=sort_value, reverse=descending)
+
+    def _tiebreak(self, rows: Any, request_number: int) -> dict[int, float]:
+        """With shuffle_ties, a random sort value per row id, new for every request (else none: ids break ties).
+        Seeded by the request number so that a failing run can be replayed exactly."""
+        if not self.shuffle_ties:
+            return {}
+        shuffler = random.Random(self.seed * 1_000_003 + request_number)
+        return {row["id"]: shuffler.random() for row in rows}
 
     def _log(self, method: str, path: str, query: dict[str, list[str]], status: int) -> None:
         params = {name: values[0] if len(values) == 1 else list(values) for name, values in query.items()}

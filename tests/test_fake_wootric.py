@@ -3,6 +3,7 @@ rely on it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import signal
@@ -168,6 +169,75 @@ def test_filters_compare_the_stored_sub_second_time(wootric, api):
     assert ids(lte=second) == {before}
     assert ids(gt=second - 1, lt=second + 1) == burst | {before}
     assert ids(eq=second) == set()
+
+
+def filtered_ids(session: requests.Session, server: FakeWootric, stream: str = "responses", prefix: str = "created",
+                 **filters: int) -> set[int]:
+    params = {f"{prefix}[{op}]": value for op, value in filters.items()}
+    return {r["id"] for r in get(session, server, stream, per_page=50, sort_key="created_at", **params).json()}
+
+
+def test_whole_second_storage_compares_whole_seconds_and_renders_the_same():
+    second = int(datetime(2020, 3, 3, 12, 0, 0, tzinfo=UTC).timestamp())
+    rendered = {}
+    for whole_seconds in (False, True):
+        with FakeWootric(seed=5, whole_seconds=whole_seconds) as server:
+            before = server.create("responses", at=second - 0.5)
+            burst = set(server.add_burst("responses", second, 5))
+            after = server.create("responses", at=second + 1)
+            user = server.create("end_users", at=second + 0.25)
+            server.update("end_users", user, at=second + 0.75)
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {client_credentials(server).json()['access_token']}"
+            rendered[whole_seconds] = (get(session, server, "responses", per_page=50).json(),
+                                       get(session, server, "end_users", per_page=50).json())
+            if not whole_seconds:
+                continue
+            assert {r["created_at"].microsecond for r in server.records("responses")} == {0}
+            for indexed in (True, False):  # the sorted-index fast path and the reference path agree
+                server.indexed = indexed
+                ids = functools.partial(filtered_ids, session, server)
+                assert ids(gt=second) == {after}  # gt T excludes every row shown as T
+                assert ids(gte=second) == burst | {after}
+                assert ids(lt=second) == {before}  # stored at T - 1
+                assert ids(lte=second) == burst | {before}
+                assert ids(eq=second) == burst
+                assert ids("end_users", "updated", gt=second) == set()
+                assert ids("end_users", "updated", eq=second) == {user}
+            session.close()
+    assert rendered[True] == rendered[False]
+
+
+def test_tied_rows_come_in_a_fresh_order_on_every_request():
+    second = int(datetime(2020, 3, 3, 12, 0, 0, tzinfo=UTC).timestamp())
+    with FakeWootric(seed=5, whole_seconds=True, shuffle_ties=True) as server:
+        users = server.generate("end_users", 3, JAN_2020, JAN_2021)
+        tied = server.add_burst("responses", second, 40)  # distinct microseconds, one whole second
+        server.create("responses", at=second + 1)
+        for record_id in tied:
+            server.update("responses", record_id, end_user_id=users[0], at=second + 5)
+        server.generate_cxi(responses=40, start=second, end=second + 1)  # feedback_date: two values
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {client_credentials(server).json()['access_token']}"
+        paths = {"created_at": ("responses", {"sort_key": "created_at", "created[gte]": second,
+                                              "created[lt]": second + 1}),
+                 "updated_at": ("responses", {"sort_key": "updated_at"}),
+                 "end-user scoped": (f"end_users/{users[0]}/responses", {"sort_key": "created_at"})}
+        for name, (path, params) in paths.items():
+            pages = [[r["id"] for r in get(session, server, path, per_page=50, sort_order=order, **params).json()
+                      if r["id"] in tied] for order in ("asc", "asc", "asc", "desc")]
+            assert all(sorted(page) == tied for page in pages), name
+            assert len({tuple(page) for page in pages}) == 4, f"{name}: the same order twice"
+        first_page = [get(session, server, "responses", page=1, per_page=20, sort_key="created_at",
+                          sort_order="asc").json() for _ in range(2)]
+        assert {r["id"] for r in first_page[0]} != {r["id"] for r in first_page[1]}  # a page holds other rows
+        cxi = [requests.get(f"{server.url}/cxi/v1/responses", params={"per_page": 50}, timeout=5,
+                            headers=session.headers).json()["items"] for _ in range(2)]
+        assert [r["id"] for r in cxi[0]] != [r["id"] for r in cxi[1]]
+        for items in cxi:
+            dates = [r["feedback_date"] for r in items]
+            assert dates == sorted(dates, reverse=True)
+        session.close()
 
 
 def test_updated_filter_only_where_honoured(api, wootric):
