@@ -21,7 +21,7 @@ from tap_wootric.client import WootricClient
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
 from tap_wootric.output import MessageWriter
-from tap_wootric.paging import MAX_PER_PAGE, Batch, KeysetScanner, PageQuery, QueryNotHonoured, ScanStats
+from tap_wootric.paging import Batch, KeysetScanner, PageQuery, QueryNotHonoured, ScanStats
 from tap_wootric.probe import Verdict, probe
 from tap_wootric.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.selection import selected_schema
@@ -413,6 +413,3 @@ class IncrementalSync:
         self.pass_ = None
         self.bookmark[STATE_KEY] = ReconcilePass.completed_state(pass_.version, pass_.read)
         self.save_state()
-
-
-__all__ = ["IncrementalSync", "Progress", "ScanPlan", "plan_scan", "MAX_PER_PAGE"]

@@ -20,7 +20,6 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from tap_wootric.edit_walk import EditQuery, EditWalk
-from tap_wootric.paging import QueryNotHonoured
 from tap_wootric.probe import Verdict
 from tap_wootric.streams import StreamSpec
 from tap_wootric.timeutil import format_epoch, parse_bookmark
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from tap_wootric.incremental import IncrementalSync
 
 LOGGER = logging.getLogger(__name__)
-SECONDS_PER_DAY = 86400
 
 
 class Strategy:
@@ -185,7 +183,3 @@ def choose(spec: StreamSpec, bookmark: Dict[str, Any], probe: Callable[[], Verdi
         return lookback
     strategy.fallback = lookback
     return strategy
-
-
-__all__ = ["CreatedKeyset", "FilteredCreatedKeyset", "LookbackRescan", "NewestFirstWalk", "Strategy",
-           "UpdatedKeyset", "choose", "QueryNotHonoured"]
