@@ -496,9 +496,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--original-rate-limited", action="store_true",
                         help="also run 0.5.3 under the rate budget (slow: it ignores the budget headers and "
                              "backs off 2, 4, 8 ... real seconds per 429)")
-    parser.add_argument("--edits", action="store_true",
-                        help="also run the edits scenario on the first dataset named (each API world the fake can "
-                             "express, E = 50 and 2,000)")
+    parser.add_argument("--edits", metavar="DATASET", choices=sorted(DATASETS),
+                        help="also run the edits scenario on this dataset (each API world the fake can express, "
+                             "E = 50 and 2,000 edited rows spread over the history)")
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -510,7 +510,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = markdown(results, command.strip())
     if args.edits:
-        report += edits_markdown(bench_edits(DATASETS[names[0]], taps), DATASETS[names[0]])
+        report += edits_markdown(bench_edits(DATASETS[args.edits], taps), DATASETS[args.edits])
     print(report)
     if args.markdown:
         Path(args.markdown).write_text(report)
