@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from datetime import timedelta
 
 import pytest
@@ -156,3 +159,67 @@ def test_a_new_pass_gets_a_higher_version_than_the_last_one():
     done = ReconcilePass.completed_state(version=10**15, rows=500)
     fresh = ReconcilePass.from_state({"reconcile": done}, start=0)
     assert fresh.version > 10**15 and fresh.estimate == 500 and fresh.runs == 0 and fresh.shortfall is None
+
+
+def test_a_kill_mid_pass_then_a_resume_keeps_the_version_and_converges(tap):
+    fake = FakeWootric(seed=34).start()
+    try:
+        fake.generate("end_users", 600, YEARS_AGO, NOW - timedelta(days=1))
+        catalog = select(tap.discover(fake.config()), {"end_users": None})
+        config = fake.config(reconcile_runs=RUNS)
+        first = tap.run(config, catalog=catalog)
+        gone = fake.records("end_users")[100]["id"]
+        fake.delete("end_users", gone)
+        holder = {}
+
+        def kill(server):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(holder["proc"].pid, signal.SIGKILL)
+
+        # The run's one keyset page, two pages of its slice, then the kill.
+        fake.on_request(fake.api_request_count + 4, kill)
+        holder["proc"] = tap.start(config, catalog=catalog, state=first.final_state)
+        killed = tap.finish(holder["proc"])
+        assert killed.returncode == -signal.SIGKILL
+        last = max(i for i, m in enumerate(killed.messages) if m["type"] == "STATE")
+        state = killed.messages[last]["value"]
+        version = state["bookmarks"]["end_users"]["reconcile"]["version"]
+        assert state["bookmarks"]["end_users"]["reconcile"]["read"] > 0, "the kill was meant to land mid-pass"
+        stamped = {m["record"]["id"] for m in killed.messages[:last] if m["type"] == "RECORD"}
+        sent = []
+        for _ in range(RUNS):
+            run = tap.run(config, catalog=catalog, state=state)
+            assert run.returncode == 0, run.stderr
+            assert {m["version"] for m in run.record_messages("end_users")} <= {version}
+            stamped |= set(run.ids("end_users"))
+            sent += activations(run, "end_users")
+            state = run.final_state
+            if sent:
+                break
+        assert sent == [version]
+        # Every live row carries the version that was activated; the deleted one does not.
+        assert fake.ids("end_users") <= stamped and gone not in stamped
+    finally:
+        fake.stop()
+
+
+def test_a_walk_that_gave_up_on_moving_rows_sends_no_activate_version(tap):
+    fake = FakeWootric(seed=35, whole_seconds=True, shuffle_ties=True).start()
+    try:
+        fake.generate("responses", 400, YEARS_AGO, NOW - timedelta(days=1))
+        catalog = select(tap.discover(fake.config()), {"responses": None})
+        config = fake.config(reconcile_runs=1)
+        first = tap.run(config, catalog=catalog)
+        moment = NOW - timedelta(minutes=5)
+        for record in fake.records("responses")[:300]:  # a bulk edit: 300 rows in one second, tied
+            fake.update("responses", record["id"], score=5, at=moment)
+        state = first.final_state
+        state["bookmarks"]["responses"]["updated_at"] = (NOW - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        second = tap.run(config, catalog=catalog, state=state)
+        assert second.returncode == 0, second.stderr
+        assert "read strategy: newest-first edit walk" in second.stderr
+        assert "could not prove that it read every row (rows kept moving under the newest-first walk)" \
+            in second.stderr
+        assert activations(second, "responses") == []
+    finally:
+        fake.stop()
