@@ -89,15 +89,15 @@ class EditWalk:
         `first_page` is page 1 of the whole listing (50 rows) when the caller already holds it.
         """
         self._prefetched = first_page
-        # Each part: (created_gte, created_lt, {id: created second} of the rows read at its top).
-        parts: List[Tuple[Optional[int], Optional[int], Dict[Any, int]]] = [(None, None, {})]
+        # Each part: (created_gte, created_lt, {id: created second} of the rows read in it, and whether
+        # those rows are the head of its listing, so that its walk can start right after them).
+        parts: List[Tuple[Optional[int], Optional[int], Dict[Any, int], bool]] = [(None, None, {}, True)]
         while parts:
-            low, high, read = parts.pop()
-            known = set(read)
+            low, high, read, resume = parts.pop()
+            known = set(read) if resume else set()
 
             def fetch_page(page: int, per_page: int, low=low, high=high) -> List[Row]:
-                query = EditQuery(page, per_page, low, high)
-                return self._page(query)
+                return self._page(EditQuery(page, per_page, low, high))
 
             walk = OffsetWalk(fetch_page, self._id_of, known, len(known),
                               lambda row: self._updated(row) < since, logger=self._logger,
@@ -106,24 +106,26 @@ class EditWalk:
                 for row in rows:
                     read[self._id_of(row)] = self._created(row)
                 yield rows
-            if walk.end == WalkEnd.GAVE_UP:
-                self.stats.shortfalls.append("rows kept moving under the newest-first walk")
-            elif walk.end == WalkEnd.CEILING:
-                split = self._split(low, high, read)
-                if split is None:
-                    self.stats.shortfalls.append(
-                        f"more than {len(read)} rows created in one second were updated since the bookmark, "
-                        "more than one query reaches")
-                    self._logger.warning(
-                        "%s: more than %d rows created in one second were updated since the bookmark; the API "
-                        "reaches only that many of them, and the rest (an unknown number) could not be read",
-                        self._stream, len(read))
-                    continue
-                middle = split
-                self.stats.splits += 1
-                self.stats.parts += 1
-                parts.append((middle, high, {key: value for key, value in read.items() if value >= middle}))
-                parts.append((low, middle, {key: value for key, value in read.items() if value < middle}))
+            # Where the walk stopped proves how many rows of the part changed, whatever order tied rows
+            # come in; the part is done only when that many distinct rows were read.
+            if walk.count is not None and len(read) >= walk.count:
+                continue
+            split = self._split(low, high, read)
+            if split is None:
+                shortfall = (f"{len(read)} of the {walk.count} rows updated since the bookmark and created in one "
+                             "second were reached" if walk.count is not None else
+                             f"more than {len(read)} rows created in one second were updated since the bookmark, "
+                             "more than one query reaches")
+                self.stats.shortfalls.append(shortfall)
+                self._logger.warning("%s: %s; the rest could not be read", self._stream, shortfall)
+                continue
+            self.stats.splits += 1
+            self.stats.parts += 1
+            # Only a walk that met its ceiling in an order that held still read the head of each part;
+            # otherwise each part is walked from its first page.
+            head = walk.end == WalkEnd.CEILING and not walk.backups
+            parts.append((split, high, {key: value for key, value in read.items() if value >= split}, head))
+            parts.append((low, split, {key: value for key, value in read.items() if value < split}, head))
 
     @staticmethod
     def _split(low: Optional[int], high: Optional[int], read: Dict[Any, int]) -> Optional[int]:

@@ -88,7 +88,7 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
     replication key itself; `from_start_date`: it covers the whole history (a server-side filter
     keeps it to the edits)."""
     start_date = int(config.start_date.timestamp())
-    updated_at = parse_bookmark(bookmark.get("updated_at"))
+    updated_at = parse_bookmark(bookmark.get(spec.replication_key))
     if updated_at is not None and updated_at < start_date:
         updated_at = None  # start_date was raised (or lies ahead): nothing older may come back
     upper = signpost + 1
@@ -214,7 +214,7 @@ class IncrementalSync:
             bookmark = self.bookmark
             before = dict(bookmark)
             if field == spec.replication_key:
-                bookmark["updated_at"] = format_epoch(min(second, plan.final_bookmark))
+                bookmark[spec.replication_key] = format_epoch(min(second, plan.final_bookmark))
             else:
                 bookmark["scan_position"] = format_epoch(min(second, plan.upper))
                 bookmark["scan_signpost"] = format_epoch(plan.final_bookmark)
@@ -287,7 +287,7 @@ class IncrementalSync:
         bookmark = self.bookmark
         bookmark.pop("scan_position", None)
         bookmark.pop("scan_signpost", None)
-        bookmark["updated_at"] = format_epoch(final_bookmark)
+        bookmark[self.spec.replication_key] = format_epoch(final_bookmark)
         self.save_state()
 
     def _shortfall_of(self, stats: ScanStats) -> None:
@@ -311,8 +311,8 @@ class IncrementalSync:
         self.writer.schema(spec.name, selected_schema(self.schema, self.mdata), list(spec.key_properties),
                            bookmark_properties=[spec.replication_key])
         runs = self.config.reconcile_runs
-        first_read = self.bookmark.get("updated_at") is None
-        previous_bookmark = parse_bookmark(self.bookmark.get("updated_at"))
+        first_read = self.bookmark.get(spec.replication_key) is None
+        previous_bookmark = parse_bookmark(self.bookmark.get(spec.replication_key))
         if runs:
             self.pass_ = ReconcilePass.from_state(self.bookmark, self.start_date)
             self.version = self.pass_.version

@@ -130,7 +130,8 @@ class OffsetWalk:
     ):
         self._fetch_page = fetch_page
         self._max_backups = max_backups
-        # How many rows the listing holds, once a short page has proved it.
+        # How many rows the listing holds (up to the first row the stop test accepts), once a short page
+        # or that row has proved it, whatever order tied rows come in.
         self.count: Optional[int] = None
         self._id_of = id_of
         self.known = known
@@ -159,8 +160,10 @@ class OffsetWalk:
                 continue
             new_rows = []
             stopped = False
-            for row in page:
+            for index, row in enumerate(page):
                 if self._stop is not None and self._stop(row):
+                    # Every row before the first that passes the stop test belongs to the listing's head.
+                    self.count = start + index
                     stopped = True
                     break
                 row_id = self._id_of(row)
