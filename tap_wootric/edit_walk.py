@@ -37,7 +37,6 @@ class EditQuery:
 class EditWalkStats:
     requests: int = 0
     parts: int = 1
-    splits: int = 0
     # Why the walk may have missed rows; empty when it proved it reached every edit.
     shortfalls: Optional[List[str]] = None
 
@@ -119,7 +118,6 @@ class EditWalk:
                 self.stats.shortfalls.append(shortfall)
                 self._logger.warning("%s: %s; the rest could not be read", self._stream, shortfall)
                 continue
-            self.stats.splits += 1
             self.stats.parts += 1
             # Only a walk that met its ceiling in an order that held still read the head of each part;
             # otherwise each part is walked from its first page.

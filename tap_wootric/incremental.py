@@ -270,7 +270,6 @@ class IncrementalSync:
                         break
             else:
                 batch = None
-        scanner.stats.rows_read = read
         scanner.stats.completed = batch is None
         return scanner.stats
 
@@ -293,8 +292,6 @@ class IncrementalSync:
     def _shortfall_of(self, stats: ScanStats) -> None:
         if stats.unreached_seconds:
             self.note_shortfall(f"{stats.unreached_seconds} second(s) held more rows than the API can reach")
-        if stats.gave_up_seconds:
-            self.note_shortfall(f"rows kept moving while {stats.gave_up_seconds} dense second(s) were paged")
 
     # -- the run ------------------------------------------------------------------
 

@@ -63,15 +63,8 @@ class ScanStats:
     requests: int = 0
     dense_seconds: int = 0
     unreached_seconds: int = 0
-    gave_up_seconds: int = 0
-    rows_read: int = 0
+    # Whether the scanned range was read to its end (set by the caller that may stop it early).
     completed: bool = False
-    resample_rounds: int = 0
-
-    @property
-    def incomplete(self) -> bool:
-        """Whether rows may have been left unread (a second past the API's reach, or rows that kept moving)."""
-        return bool(self.unreached_seconds or self.gave_up_seconds)
 
 
 Fetch = Callable[[PageQuery], Sequence[Dict[str, Any]]]
@@ -328,7 +321,6 @@ class KeysetScanner:
                 break
             descending, alternative = orders[round_number % len(orders)]
             fetch_page = self._dense_page(second, descending, alternative)
-            self.stats.resample_rounds += 1
             for page_number in range(1, MAX_PAGE + 1):
                 rows = fetch_page(page_number, MAX_PER_PAGE)
                 fresh = self._take_new(rows, emitted)
