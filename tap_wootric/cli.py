@@ -13,11 +13,11 @@ from singer.catalog import Catalog
 
 from tap_wootric.about import SETTINGS
 from tap_wootric.about import render as render_about
+from tap_wootric.api.client import WootricClient
 from tap_wootric.cancel import Cancellation, Cancelled
-from tap_wootric.catalog_file import check_catalog_shape
-from tap_wootric.client import WootricClient
+from tap_wootric.catalog.discover import discover
+from tap_wootric.catalog.file import check_catalog_shape
 from tap_wootric.config import load_config
-from tap_wootric.discover import discover
 from tap_wootric.errors import InputFileError, TapWootricError
 from tap_wootric.output import write_lines
 from tap_wootric.settings_check import warn_unknown_settings

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict
 
-from tap_wootric.daily import parse_day
 from tap_wootric.errors import InputFileError
+from tap_wootric.readers.daily import parse_day
 from tap_wootric.streams import get_stream
 from tap_wootric.timeutil import parse_bookmark
 

@@ -10,15 +10,15 @@ from typing import Any, Dict, Optional
 import singer
 from singer.catalog import Catalog
 
-from tap_wootric.client import WootricClient
+from tap_wootric.api.client import WootricClient
+from tap_wootric.catalog.selection import selected_streams
 from tap_wootric.config import TapConfig
-from tap_wootric.cxi import CxiUnavailable
-from tap_wootric.daily import DailySync
-from tap_wootric.full_table import FullTableSync
-from tap_wootric.incremental import IncrementalSync
+from tap_wootric.incremental.reader import IncrementalSync
+from tap_wootric.incremental.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.output import MessageWriter
-from tap_wootric.reconcile import STATE_KEY, ReconcilePass
-from tap_wootric.selection import selected_streams
+from tap_wootric.readers.cxi import CxiUnavailable
+from tap_wootric.readers.daily import DailySync
+from tap_wootric.readers.full_table import FullTableSync
 from tap_wootric.streams import CXI_API, INCREMENTAL, STREAMS
 from tap_wootric.timeutil import format_epoch
 from tap_wootric.v2api import V2Refusals, V2Unavailable

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from tap_wootric.client import V2_PREFIX, WootricClient
+from tap_wootric.api.client import V2_PREFIX, WootricClient
 from tap_wootric.errors import ApiError
 from tap_wootric.streams import V2_API, StreamSpec
 

@@ -14,10 +14,10 @@ import requests
 from conftest import NOW, TapRunner, select
 from fake_wootric import FakeWootric
 
-from tap_wootric.client import WootricClient
+from tap_wootric.api.client import WootricClient
 from tap_wootric.config import load_config
-from tap_wootric.daily import account_today, first_day, parse_day, plan_days, record_of
 from tap_wootric.errors import ConfigError, InputFileError
+from tap_wootric.readers.daily import account_today, first_day, parse_day, plan_days, record_of
 from tap_wootric.state import prepare_state
 from tap_wootric.streams import get_stream
 from tap_wootric.v2api import V2Unavailable, get_v2

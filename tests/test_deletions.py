@@ -15,7 +15,7 @@ from fake_wootric import FakeWootric
 from postgres import Postgres
 from test_targets import pipe
 
-from tap_wootric.reconcile import ReconcilePass
+from tap_wootric.incremental.reconcile import ReconcilePass
 
 RUNS = 3
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tap_wootric.paging import MAX_PAGE, MAX_PER_PAGE, KeysetScanner, plan_overlapping_page
+from tap_wootric.incremental.paging import MAX_PAGE, MAX_PER_PAGE, KeysetScanner, plan_overlapping_page
 
 LOGGER = logging.getLogger("test-paging")
 

@@ -3,11 +3,11 @@
 import pendulum
 import pytest
 
+from tap_wootric.catalog.discover import discover
+from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.config import load_config
-from tap_wootric.discover import discover
 from tap_wootric.errors import ConfigError, InputFileError
-from tap_wootric.incremental import plan_scan
-from tap_wootric.selection import selected_schema
+from tap_wootric.incremental.reader import plan_scan
 from tap_wootric.state import prepare_state
 from tap_wootric.streams import get_stream
 from tap_wootric.timeutil import format_epoch, parse_start_date, to_epoch_seconds
@@ -201,7 +201,7 @@ def test_compiled_transform_agrees_with_singer_python_on_api_data(deselect):
     from fake_wootric import FakeWootric
     from singer import metadata as singer_metadata
 
-    from tap_wootric.discover import discover
+    from tap_wootric.catalog.discover import discover
     from tap_wootric.transform import RecordTransformer, WootricTransformer
 
     fake = FakeWootric(seed=8)

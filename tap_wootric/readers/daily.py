@@ -26,11 +26,11 @@ import pendulum
 from singer import metadata, metrics
 from singer.catalog import CatalogEntry
 
-from tap_wootric.client import WootricClient
+from tap_wootric.api.client import WootricClient
+from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
 from tap_wootric.output import MessageWriter
-from tap_wootric.selection import selected_schema
 from tap_wootric.streams import V2_API, StreamSpec
 from tap_wootric.transform import RecordTransformer
 from tap_wootric.v2api import get_v2

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from tap_wootric.paging import MAX_PER_PAGE, OffsetWalk, QueryNotHonoured, WalkEnd
+from tap_wootric.incremental.paging import MAX_PER_PAGE, OffsetWalk, QueryNotHonoured, WalkEnd
 
 Row = Dict[str, Any]
 

@@ -17,12 +17,12 @@ from typing import Any, Dict, Iterator, List, Optional
 from singer import metadata, metrics
 from singer.catalog import CatalogEntry
 
-from tap_wootric.client import CXI_PREFIX, WootricClient
-from tap_wootric.cxi import CXI_UNAVAILABLE_STATUSES, READERS, CxiUnavailable
+from tap_wootric.api.client import CXI_PREFIX, WootricClient
+from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.errors import ApiError
+from tap_wootric.incremental.paging import MAX_PAGE, MAX_PER_PAGE
 from tap_wootric.output import MessageWriter
-from tap_wootric.paging import MAX_PAGE, MAX_PER_PAGE
-from tap_wootric.selection import selected_schema
+from tap_wootric.readers.cxi import CXI_UNAVAILABLE_STATUSES, READERS, CxiUnavailable
 from tap_wootric.streams import CXI_API, V2_API, StreamSpec
 from tap_wootric.transform import RecordTransformer
 from tap_wootric.v2api import get_v2

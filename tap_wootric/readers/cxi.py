@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set
 
-from tap_wootric.paging import MAX_PER_PAGE
+from tap_wootric.incremental.paging import MAX_PER_PAGE
 
 if TYPE_CHECKING:
-    from tap_wootric.full_table import FullTableSync
+    from tap_wootric.readers.full_table import FullTableSync
 
 LOGGER = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from tap_wootric.edit_walk import EditQuery, EditWalk
-from tap_wootric.probe import Verdict
+from tap_wootric.incremental.edit_walk import EditQuery, EditWalk
+from tap_wootric.incremental.probe import Verdict
 from tap_wootric.streams import StreamSpec
 from tap_wootric.timeutil import format_epoch, parse_bookmark
 
 if TYPE_CHECKING:
-    from tap_wootric.incremental import IncrementalSync
+    from tap_wootric.incremental.reader import IncrementalSync
 
 LOGGER = logging.getLogger(__name__)
 

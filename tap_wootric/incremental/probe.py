@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from tap_wootric.paging import MAX_PER_PAGE
+from tap_wootric.incremental.paging import MAX_PER_PAGE
 
 Row = Dict[str, Any]
 PROBE_AHEAD_SECONDS = 3600

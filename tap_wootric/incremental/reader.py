@@ -17,15 +17,15 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from singer import metadata, metrics
 from singer.catalog import CatalogEntry
 
-from tap_wootric.client import WootricClient
+from tap_wootric.api.client import WootricClient
+from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
+from tap_wootric.incremental.paging import Batch, KeysetScanner, PageQuery, QueryNotHonoured, ScanStats
+from tap_wootric.incremental.probe import Verdict, probe
+from tap_wootric.incremental.reconcile import STATE_KEY, ReconcilePass
+from tap_wootric.incremental.strategies import choose
 from tap_wootric.output import MessageWriter
-from tap_wootric.paging import Batch, KeysetScanner, PageQuery, QueryNotHonoured, ScanStats
-from tap_wootric.probe import Verdict, probe
-from tap_wootric.reconcile import STATE_KEY, ReconcilePass
-from tap_wootric.selection import selected_schema
-from tap_wootric.strategies import choose
 from tap_wootric.streams import StreamSpec
 from tap_wootric.timeutil import UnparseableTime, format_epoch, parse_bookmark, to_epoch_seconds
 from tap_wootric.transform import RecordTransformer
