@@ -7,18 +7,9 @@ The settings here are the ones `config.load_config` reads; the Meltano Hub defin
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from tap_wootric.config import (
-    DEFAULT_ACCOUNT_TIMEZONE,
-    DEFAULT_CXI_API_URL,
-    DEFAULT_DAILY_REREAD_DAYS,
-    DEFAULT_LOOKBACK_DAYS,
-    DEFAULT_RECONCILE_RUNS,
-    DEFAULT_REQUEST_TIMEOUT,
-    REGIONS,
-)
+from tap_wootric.settings import SETTINGS
 from tap_wootric.version import VERSION
 
 NAME = "tap-wootric"
@@ -26,53 +17,7 @@ DESCRIPTION = ("Singer tap for Wootric (InMoment) NPS, CSAT and CES survey data:
                "segments, and CXI responses with sentiment and tags.")
 # activate-version: FULL_TABLE streams and the reconciliation passes of the incremental ones send ACTIVATE_VERSION.
 CAPABILITIES = ("about", "activate-version", "catalog", "discover", "state")
-ENV_PREFIX = "TAP_WOOTRIC_"
 
-
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    kind: str  # Meltano's setting kinds: string, date_iso8601, integer, options (secrets: sensitive)
-    description: str
-    sensitive: bool = False
-    default: Any = None
-    options: Tuple[str, ...] = ()
-
-    @property
-    def json_type(self) -> str:
-        return "integer" if self.kind == "integer" else "string"
-
-    @property
-    def env_var(self) -> str:
-        return ENV_PREFIX + self.name.upper()
-
-
-SETTINGS: Tuple[Setting, ...] = (
-    Setting("client_id", "string", "OAuth client id (Wootric: Settings > API). With client_secret, the "
-            "client_credentials grant."),
-    Setting("client_secret", "string", "OAuth client secret.", sensitive=True),
-    Setting("username", "string", "Account e-mail for the password grant (instead of client_id and client_secret)."),
-    Setting("password", "string", "Account password for the password grant.", sensitive=True),
-    Setting("account_token", "string", "Account token (NPS-...) to pick one account with the password grant."),
-    Setting("start_date", "date_iso8601", "Replicate records updated (end users) or created (responses, declines) "
-            "at or after this RFC 3339 date."),
-    Setting("region", "options", "Data region; sets api_url and oauth_url.", default="us", options=tuple(REGIONS)),
-    Setting("api_url", "string", "API base URL; overrides the region's."),
-    Setting("oauth_url", "string", "OAuth token URL; overrides the region's."),
-    Setting("cxi_api_url", "string", "CXI API base URL.", default=DEFAULT_CXI_API_URL),
-    Setting("user_agent", "string", "User-Agent header sent with every request.", default=f"tap-wootric/{VERSION}"),
-    Setting("request_timeout", "integer", "Seconds to wait for an answer before retrying.",
-            default=int(DEFAULT_REQUEST_TIMEOUT)),
-    Setting("lookback_days", "integer", "Days of responses to rescan for edits where the API can neither filter "
-            "nor sort them on updated_at.", default=DEFAULT_LOOKBACK_DAYS),
-    Setting("reconcile_runs", "integer", "A reconciliation pass (every row read once, so deletions and, where the "
-            "API offers no other way, old edits reach the warehouse) is spread over at most this many runs; 0 turns "
-            "passes off.", default=DEFAULT_RECONCILE_RUNS),
-    Setting("account_timezone", "string", "The Wootric account's time zone (IANA name), whose days the day streams "
-            "(nps_summary, email_stats) are counted in.", default=DEFAULT_ACCOUNT_TIMEZONE),
-    Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
-            "for late answers and exclusions.", default=DEFAULT_DAILY_REREAD_DAYS),
-)
 
 # Either set is enough; Meltano's settings_group_validation.
 AUTH_GROUPS: Tuple[Tuple[str, ...], ...] = (

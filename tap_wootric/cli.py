@@ -11,7 +11,6 @@ from typing import Any, List, Mapping, NoReturn, Optional
 
 from singer.catalog import Catalog
 
-from tap_wootric.about import SETTINGS
 from tap_wootric.about import render as render_about
 from tap_wootric.api.client import WootricClient
 from tap_wootric.cancel import Cancellation, Cancelled
@@ -20,6 +19,7 @@ from tap_wootric.catalog.file import check_catalog_shape
 from tap_wootric.config import load_config
 from tap_wootric.errors import InputFileError, TapWootricError
 from tap_wootric.output import write_lines
+from tap_wootric.settings import SETTINGS
 from tap_wootric.settings_check import warn_unknown_settings
 from tap_wootric.state import prepare_state
 from tap_wootric.sync import sync
@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=["json", "markdown"], help="Output format of --about (default json)")
     parser.add_argument("--version", action="version", version=f"tap-wootric {VERSION}")
     return parser
+
+
+def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.format and not args.about:
+        parser.error("--format applies only to --about")
+    if not args.config and not args.about:
+        parser.error("the following arguments are required: -c/--config")
+    return args
 
 
 def settings_from_environment(raw: Any, environ: Mapping[str, str]) -> Any:
@@ -90,6 +100,20 @@ def log_level(args: argparse.Namespace) -> int:
         return logging.DEBUG
     level = logging.getLevelName(args.log_level or os.environ.get("LOG_LEVEL", "").upper() or "INFO")
     return level if isinstance(level, int) else logging.INFO
+
+
+def set_log_level(level: int) -> None:
+    # singer-python re-reads its logging.conf (root logger at INFO) whenever it creates a metric,
+    # so the level is set on the tap's own loggers, which keep it; their lines reach the root's
+    # stderr handler all the same.
+    logging.getLogger().setLevel(level)
+    logging.getLogger("tap_wootric").setLevel(level)
+    if level > logging.INFO:
+        # singer-python's metric counters reset the root logger to INFO, and their METRIC lines go
+        # through it; disabling below the level holds for every logger, whatever resets them.
+        logging.disable(level - 1)
+    if level <= logging.DEBUG:
+        logging.getLogger("urllib3").setLevel(level)
 
 
 def time_scale() -> float:
@@ -150,27 +174,12 @@ def main(argv: Optional[List[str]] = None, cancellation: Optional[Cancellation] 
     level = logging.INFO
     try:
         cancellation.check()  # a signal that came during the imports
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parse_arguments(argv)
         if args.about:
             write_lines(render_about(args.format) + "\n")
             return
-        if args.format and not args.about:
-            parser.error("--format applies only to --about")
-        if not args.config:
-            parser.error("the following arguments are required: -c/--config")
         level = log_level(args)
-        # singer-python re-reads its logging.conf (root logger at INFO) whenever it creates a metric,
-        # so the level is set on the tap's own loggers, which keep it; their lines reach the root's
-        # stderr handler all the same.
-        logging.getLogger().setLevel(level)
-        logging.getLogger("tap_wootric").setLevel(level)
-        if level > logging.INFO:
-            # singer-python's metric counters reset the root logger to INFO, and their METRIC lines go
-            # through it; disabling below the level holds for every logger, whatever resets them.
-            logging.disable(level - 1)
-        if level <= logging.DEBUG:
-            logging.getLogger("urllib3").setLevel(level)
+        set_log_level(level)
         run(args, cancellation)
         # A signal during the last writes: the sync did finish, but the caller asked it to stop and
         # is told so, as at any other moment.

@@ -5,33 +5,14 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 import pendulum
 
 from tap_wootric.errors import ConfigError
+from tap_wootric.settings import REGIONS, SETTING, Setting
 from tap_wootric.timeutil import parse_start_date
-from tap_wootric.version import VERSION
-
-REGIONS = {
-    "us": ("https://api.wootric.com/v1", "https://api.wootric.com/oauth/token"),
-    "eu": ("https://app.wootric.eu/api/v1", "https://app.wootric.eu/oauth/token"),
-    "au": ("https://app.wootric.au/api/v1", "https://app.wootric.au/oauth/token"),
-}
-DEFAULT_CXI_API_URL = "https://cxi-api.wootric.com/v1"
-DEFAULT_REQUEST_TIMEOUT = 300.0
-DEFAULT_LOOKBACK_DAYS = 30
-# Each run reads about a tenth of every incremental stream for the reconciliation pass.
-DEFAULT_RECONCILE_RUNS = 10
-# Every example in Wootric's docs is US Pacific. A zone this far west is also the safe guess: for an
-# account at or east of it, the tap's "today" is never later than the account's, so the bookmark of
-# the day streams cannot pass a day still in progress there.
-DEFAULT_ACCOUNT_TIMEZONE = "America/Los_Angeles"
-# Day rows change after the day: late answers to e-mail surveys and their reminders, and responses
-# excluded or edited when someone reviews the week's feedback. A week covers both, at 7 requests a
-# day stream per run.
-DEFAULT_DAILY_REREAD_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -43,14 +24,14 @@ class TapConfig:
     user_agent: str
     request_timeout: float
     lookback_days: int
-    reconcile_runs: int = DEFAULT_RECONCILE_RUNS
+    reconcile_runs: int = SETTING["reconcile_runs"].default
     client_id: Optional[str] = None
     client_secret: Optional[str] = None
     username: Optional[str] = None
     password: Optional[str] = None
     account_token: Optional[str] = None
-    account_timezone: str = DEFAULT_ACCOUNT_TIMEZONE
-    daily_reread_days: int = DEFAULT_DAILY_REREAD_DAYS
+    account_timezone: str = SETTING["account_timezone"].default
+    daily_reread_days: int = SETTING["daily_reread_days"].default
 
     @property
     def v2_api_url(self) -> Optional[str]:
@@ -80,11 +61,18 @@ def _text(raw: Mapping[str, Any], key: str) -> Optional[str]:
     return value.strip() or None
 
 
-def _number(raw: Mapping[str, Any], key: str, default: float, *, minimum: float, integer: bool) -> Any:
-    value = raw.get(key)
-    # Meltano and hand-written configs send "", 0 or strings for "use the default" and numbers.
-    if value is None or value == "" or (key == "request_timeout" and value in (0, "0")):
-        return int(default) if integer else float(default)
+def _number(raw: Mapping[str, Any], setting: Setting) -> Any:
+    """A number setting, within its bounds; absent, "" (Meltano's "unset") or, where the setting says so,
+    0 give the default."""
+    value = raw.get(setting.name)
+    if value is None or value == "" or (setting.zero_is_default and value in (0, "0")):
+        return setting.default if setting.whole else float(setting.default)
+    number = _finite(setting.name, value)
+    _check_bounds(setting, number, value)
+    return int(number) if setting.whole else number
+
+
+def _finite(key: str, value: Any) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"config key '{key}' must be a number, not {value!r}")
     try:
@@ -93,23 +81,22 @@ def _number(raw: Mapping[str, Any], key: str, default: float, *, minimum: float,
         raise ConfigError(f"config key '{key}' must be a number, not {value!r}") from None
     if not math.isfinite(number) or abs(number) > 10**9:
         raise ConfigError(f"config key '{key}' must be a finite number, not {value!r}")
-    if integer and number != int(number):
+    return number
+
+
+def _check_bounds(setting: Setting, number: float, value: Any) -> None:
+    key = setting.name
+    if setting.whole and number != int(number):
         raise ConfigError(f"config key '{key}' must be a whole number, not {value!r}")
-    if key == "request_timeout" and number < 0:
+    if setting.zero_is_default and number < 0:
         raise ConfigError(f"config key '{key}' must be a number of seconds above 0 (0 means the default), "
                           f"not {value!r}")
-    if number < minimum:
-        raise ConfigError(f"config key '{key}' must be at least {minimum:g}, not {value!r}")
-    return int(number) if integer else number
+    if number < (setting.minimum or 0):
+        raise ConfigError(f"config key '{key}' must be at least {setting.minimum:g}, not {value!r}")
 
 
-def _reconcile_runs(raw: Mapping[str, Any]) -> int:
-    # 0 is a real choice here (no passes), so only an absent or empty value means the default.
-    if raw.get("reconcile_runs") in (None, ""):
-        return DEFAULT_RECONCILE_RUNS
-    return _number(raw, "reconcile_runs", DEFAULT_RECONCILE_RUNS, minimum=0, integer=True)
 def _timezone(raw: Mapping[str, Any]) -> str:
-    name = _text(raw, "account_timezone") or DEFAULT_ACCOUNT_TIMEZONE
+    name = _text(raw, "account_timezone") or SETTING["account_timezone"].default
     try:
         pendulum.timezone(name)
     except Exception:  # pendulum raises its own and zoneinfo's types for unknown names
@@ -140,50 +127,48 @@ def check_url(key: str, url: str) -> str:
     return url.rstrip("/")
 
 
+def _credentials(raw: Mapping[str, Any]) -> Dict[str, Optional[str]]:
+    client_id, client_secret = _text(raw, "client_id"), _text(raw, "client_secret")
+    username, password = _text(raw, "username"), _text(raw, "password")
+    if client_id or client_secret:
+        _require_pair(("client_id", client_id), ("client_secret", client_secret), "")
+        return {"client_id": client_id, "client_secret": client_secret}
+    if username or password:
+        _require_pair(("username", username), ("password", password), " (password grant)")
+        return {"username": username, "password": password}
+    raise ConfigError("config needs credentials: client_id and client_secret, or username and password")
+
+
+def _require_pair(first: Tuple[str, Optional[str]], second: Tuple[str, Optional[str]], grant: str) -> None:
+    missing = [key for key, value in (first, second) if not value]
+    if missing:
+        raise ConfigError(f"config is missing or has an empty {' and '.join(missing)}{grant}")
+
+
+def _urls(raw: Mapping[str, Any]) -> Dict[str, str]:
+    region = (_text(raw, "region") or SETTING["region"].default).lower()
+    if region not in REGIONS:
+        raise ConfigError(f"config key 'region' must be one of {', '.join(REGIONS)}, not {region!r}")
+    defaults = dict(zip(("api_url", "oauth_url"), REGIONS[region]), cxi_api_url=SETTING["cxi_api_url"].default)
+    return {key: check_url(key, _text(raw, key) or default) for key, default in defaults.items()}
+
+
 def load_config(raw: Mapping[str, Any]) -> TapConfig:
     """Validate a config dict and resolve every default, or raise ConfigError naming the problem."""
     if not isinstance(raw, Mapping):
         raise ConfigError("the config file must hold a JSON object")
-
-    client_id, client_secret = _text(raw, "client_id"), _text(raw, "client_secret")
-    username, password = _text(raw, "username"), _text(raw, "password")
-    if client_id or client_secret:
-        missing = [key for key, value in (("client_id", client_id), ("client_secret", client_secret)) if not value]
-        if missing:
-            raise ConfigError(f"config is missing or has an empty {' and '.join(missing)}")
-    elif username or password:
-        missing = [key for key, value in (("username", username), ("password", password)) if not value]
-        if missing:
-            raise ConfigError(f"config is missing or has an empty {' and '.join(missing)} (password grant)")
-    else:
-        raise ConfigError(
-            "config needs credentials: client_id and client_secret, or username and password"
-        )
-
+    credentials = _credentials(raw)
     start_date_text = raw.get("start_date")
     if not start_date_text:
         raise ConfigError("config is missing start_date (for example \"2024-01-01T00:00:00Z\")")
-    start_date = parse_start_date(start_date_text)
-
-    region = (_text(raw, "region") or "us").lower()
-    if region not in REGIONS:
-        raise ConfigError(f"config key 'region' must be one of {', '.join(REGIONS)}, not {region!r}")
-    default_api, default_oauth = REGIONS[region]
-
+    numbers = {name: _number(raw, SETTING[name])
+               for name in ("request_timeout", "lookback_days", "reconcile_runs", "daily_reread_days")}
     return TapConfig(
-        start_date=start_date,
-        api_url=check_url("api_url", _text(raw, "api_url") or default_api),
-        oauth_url=check_url("oauth_url", _text(raw, "oauth_url") or default_oauth),
-        cxi_api_url=check_url("cxi_api_url", _text(raw, "cxi_api_url") or DEFAULT_CXI_API_URL),
-        user_agent=_text(raw, "user_agent") or f"tap-wootric/{VERSION}",
-        request_timeout=_number(raw, "request_timeout", DEFAULT_REQUEST_TIMEOUT, minimum=0.001, integer=False),
-        lookback_days=_number(raw, "lookback_days", DEFAULT_LOOKBACK_DAYS, minimum=0, integer=True),
-        reconcile_runs=_reconcile_runs(raw),
-        client_id=client_id,
-        client_secret=client_secret,
-        username=None if client_id else username,
-        password=None if client_id else password,
+        start_date=parse_start_date(start_date_text),
+        **_urls(raw),
+        user_agent=_text(raw, "user_agent") or SETTING["user_agent"].default,
+        **numbers,
+        **credentials,
         account_token=_text(raw, "account_token"),
         account_timezone=_timezone(raw),
-        daily_reread_days=_number(raw, "daily_reread_days", DEFAULT_DAILY_REREAD_DAYS, minimum=0, integer=True),
     )

@@ -29,5 +29,14 @@ class ApiError(TapWootricError):
         self.status = status
 
 
+class Refused(ApiError):
+    """The API refuses this account a feature (apis.REFUSAL_STATUSES after a valid token), or cannot be
+    located. Fatal for a required stream; an optional stream, or the group sharing the API, is skipped."""
+
+    def __init__(self, message: str, status: "int | None", api: object):
+        super().__init__(message, status)
+        self.api = api
+
+
 class NetworkError(TapWootricError):
     """The API could not be reached at all."""

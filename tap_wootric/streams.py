@@ -6,12 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+from tap_wootric.api.apis import CXI, V1, V2, Api
+
 INCREMENTAL = "INCREMENTAL"
 FULL_TABLE = "FULL_TABLE"
-V1_API = "v1"
-CXI_API = "cxi"
-# The v2 API (e-mail stats), at api_url with its final /v1 replaced by /v2 (see v2api.py).
-V2_API = "v2"
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,10 @@ class StreamSpec:
     # A second sort key the API documents (used to reach rows that tie on scan_field in one second).
     alternative_sort_key: Optional[str] = None
     selected_by_default: bool = True
-    api: str = V1_API
+    api: Api = V1
+    # A refusal of a required stream fails the run; any other stream the account lacks is skipped
+    # (sync.py, with the rule in apis.py).
+    required: bool = False
     # FULL_TABLE streams: whether the endpoint pages (page/per_page, at most 30 x 50), extra fixed
     # query parameters, and whether rows come in a {"total_count", "items"} envelope.
     paged: bool = False
@@ -57,8 +58,11 @@ class StreamSpec:
     default_field: Optional[str] = None
 
     @property
-    def reads_by_day(self) -> bool:
-        return self.day_params is not None
+    def read_by(self) -> str:
+        """Which reader reads the stream: "daily", "incremental" or "full_table"."""
+        if self.day_params is not None:
+            return "daily"
+        return "incremental" if self.replication_key else "full_table"
 
     @property
     def replication_method(self) -> str:
@@ -75,6 +79,7 @@ STREAMS: Tuple[StreamSpec, ...] = (
     StreamSpec(
         name="end_users",
         path="end_users",
+        required=True,
         key_properties=("id",),
         replication_key="updated_at",
         scan_field="updated_at",
@@ -84,6 +89,7 @@ STREAMS: Tuple[StreamSpec, ...] = (
     StreamSpec(
         name="responses",
         path="responses",
+        required=True,
         key_properties=("id",),
         replication_key="updated_at",
         scan_field="created_at",
@@ -95,6 +101,7 @@ STREAMS: Tuple[StreamSpec, ...] = (
     StreamSpec(
         name="declines",
         path="declines",
+        required=True,
         key_properties=("id",),
         replication_key="updated_at",
         scan_field="created_at",
@@ -107,23 +114,23 @@ STREAMS: Tuple[StreamSpec, ...] = (
     # The CXI API cannot filter responses by date, and imports can add old feedback at any time, so
     # its streams are read whole (and responses through every route the API offers; see cxi.py).
     StreamSpec(name="cxi_responses", path="responses", key_properties=("id",), selected_by_default=False,
-               api=CXI_API, paged=True, enveloped=True, reader="cxi_responses"),
-    StreamSpec(name="cxi_tags", path="tags", key_properties=("id",), selected_by_default=False, api=CXI_API,
+               api=CXI, paged=True, enveloped=True, reader="cxi_responses"),
+    StreamSpec(name="cxi_tags", path="tags", key_properties=("id",), selected_by_default=False, api=CXI,
                paged=True, params=(("flat", "true"), ("sort", "name_asc")), reader="tags_with_parents"),
     StreamSpec(name="cxi_projects", path="projects", key_properties=("id",), selected_by_default=False,
-               api=CXI_API),
+               api=CXI),
     StreamSpec(name="cxi_imports", path="imports", key_properties=("id",), selected_by_default=False,
-               api=CXI_API, paged=True),
+               api=CXI, paged=True),
     # Aggregates by account-local day, one request each: opt-in for their cost (README, "Day streams").
     StreamSpec(name="nps_summary", path="nps_summary", key_properties=("date",), replication_key="date",
                selected_by_default=False, day_params=("date[start]", "date[end]")),
     StreamSpec(name="email_stats", path="email_stats", key_properties=("date",), replication_key="date",
-               selected_by_default=False, api=V2_API,
+               selected_by_default=False, api=V2,
                day_params=("date_range[start_date]", "date_range[end_date]"), record_key="email_stats"),
     # One request each; opt-in so that upgrading the tap adds no table to an existing pipeline, and (v2)
     # because many accounts send no e-mail surveys.
     StreamSpec(name="email_stats_sources", path="email_stats/sources", key_properties=("kind", "id"),
-               selected_by_default=False, api=V2_API, rows_keys=("ongoing", "sends"), kind_field="kind"),
+               selected_by_default=False, api=V2, rows_keys=("ongoing", "sends"), kind_field="kind"),
     StreamSpec(name="survey_templates", path="survey_templates", key_properties=("id",), selected_by_default=False,
                rows_keys=("survey_templates",), default_id_key="default_survey_template_id",
                default_field="is_default"),

@@ -1,29 +1,50 @@
-"""Sync: the orchestration of all selected streams, in order, with `currently_syncing`."""
+"""Sync: every selected stream in order, with `currently_syncing`, each through the reader its row in
+the stream table names, and the one rule for an account that lacks a feature."""
 
 from __future__ import annotations
 
 import copy
 import logging
 import time
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable, Dict, List, Tuple
 
 import singer
-from singer.catalog import Catalog
+from singer.catalog import Catalog, CatalogEntry
 
 from tap_wootric.api.client import WootricClient
 from tap_wootric.catalog.selection import selected_streams
 from tap_wootric.config import TapConfig
-from tap_wootric.incremental.reader import IncrementalSync
+from tap_wootric.errors import Refused
+from tap_wootric.incremental.reader import IncrementalReader
 from tap_wootric.incremental.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.output import MessageWriter
-from tap_wootric.readers.cxi import CxiUnavailable
-from tap_wootric.readers.daily import DailySync
-from tap_wootric.readers.full_table import FullTableSync
-from tap_wootric.streams import CXI_API, INCREMENTAL, STREAMS
+from tap_wootric.readers.daily import DailyReader, account_today
+from tap_wootric.readers.full_table import FullTableReader
+from tap_wootric.stream_run import StreamRun
+from tap_wootric.streams import STREAMS, StreamSpec
 from tap_wootric.timeutil import format_epoch
-from tap_wootric.v2api import V2Refusals, V2Unavailable
 
 LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncBounds:
+    """What every reader of one sync shares: the config and the moments that bound the sync."""
+
+    config: TapConfig
+    # No bookmark may pass the moment this sync started.
+    signpost: int
+    # The day in progress in the account's time zone.
+    today: date
+
+
+READERS: Dict[str, Callable[[StreamRun, SyncBounds], Any]] = {
+    "incremental": lambda run, bounds: IncrementalReader(run, bounds.config, bounds.signpost),
+    "full_table": lambda run, bounds: FullTableReader(run),
+    "daily": lambda run, bounds: DailyReader(run, bounds.config, bounds.today),
+}
 
 
 def abandon_deselected_passes(state: Dict[str, Any], selected: set) -> bool:
@@ -32,7 +53,7 @@ def abandon_deselected_passes(state: Dict[str, Any], selected: set) -> bool:
     for spec in STREAMS:
         bookmark = (state.get("bookmarks") or {}).get(spec.name) or {}
         raw = bookmark.get(STATE_KEY) or {}
-        if spec.replication_method != INCREMENTAL or spec.name in selected or "version" not in raw:
+        if spec.read_by != "incremental" or spec.name in selected or "version" not in raw:
             continue
         LOGGER.warning("%s: not selected in this run, so its reconciliation pass (version %s) cannot prove that it "
                        "read every row; it sends no ACTIVATE_VERSION and starts over when the stream is selected "
@@ -42,6 +63,47 @@ def abandon_deselected_passes(state: Dict[str, Any], selected: set) -> bool:
     return changed
 
 
+class Skips:
+    """The one rule for refusals: a required stream's refusal fails the run; an optional stream the
+    account lacks is skipped, with the other streams of its API when the API is shared (CXI, v2),
+    and its state stays as it was."""
+
+    def __init__(self, streams: List[Tuple[StreamSpec, CatalogEntry]]):
+        self.streams = [spec for spec, _ in streams]
+        self.refused_apis: Dict[str, str] = {}
+        self.skipped: List[Tuple[str, str]] = []
+
+    def refused_api(self, spec: StreamSpec) -> bool:
+        return spec.api.name in self.refused_apis
+
+    def refused(self, spec: StreamSpec, exc: Refused, state: Dict[str, Any], saved: Any) -> None:
+        if spec.required:
+            raise exc
+        bookmarks = state.setdefault("bookmarks", {})
+        if saved is None:
+            bookmarks.pop(spec.name, None)
+        else:
+            bookmarks[spec.name] = saved
+        if spec.api.shared:
+            self.refused_apis[spec.api.name] = str(exc)
+            names = [other.name for other in self.streams if other.api == spec.api]
+            LOGGER.warning("%s skipped: %s refused this account (%s); skipped: %s", spec.api.group,
+                           spec.api.title, exc, ", ".join(names))
+            self.skipped += [(name, f"{spec.api.title} refused this account: {exc}") for name in names
+                             if name not in {skipped for skipped, _ in self.skipped}]
+        else:
+            LOGGER.warning("%s skipped: the account has no such feature (%s)", spec.name, exc)
+            self.skipped.append((spec.name, str(exc)))
+
+    def summary(self, synced: int) -> None:
+        if self.skipped:
+            LOGGER.warning("Sync finished: %d stream(s) synced, %d skipped because this account lacks them: %s; "
+                           "their state is kept, so the next run tries them again", synced, len(self.skipped),
+                           "; ".join(f"{name} ({reason})" for name, reason in self.skipped))
+        else:
+            LOGGER.info("Sync finished: %d stream(s) synced", synced)
+
+
 def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict[str, Any]) -> Dict[str, Any]:
     state = copy.deepcopy(state)
     writer = MessageWriter()
@@ -49,40 +111,30 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     if not streams:
         LOGGER.warning("No stream is selected in the catalog; nothing to sync")
         return state
-    # The signpost: no bookmark may pass the moment this sync started.
-    signpost = int(time.time())
+    now = time.time()
+    bounds = SyncBounds(config, int(now), account_today(config.account_timezone, now))
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
-    if config.start_date.timestamp() > signpost:
+    if config.start_date.timestamp() > bounds.signpost:
         LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "
                        "until then", format_epoch(int(config.start_date.timestamp())))
     if abandon_deselected_passes(state, {spec.name for spec, _ in streams}):
         writer.state(state)
-
-    cxi_refusal: Optional[str] = None
-    v2_refusals = V2Refusals([spec for spec, _ in streams])
+    skips = Skips(streams)
+    synced = 0
     for spec, entry in streams:
-        if spec.api == CXI_API and cxi_refusal is not None:
-            continue
-        if v2_refusals.skips(spec):
+        if skips.refused_api(spec):
             continue
         state = singer.set_currently_syncing(state, spec.name)
         writer.state(state)
-        if spec.reads_by_day:
-            v2_refusals.guard(DailySync(client, config, spec, entry, state, writer).run)
-            continue
-        if spec.replication_method == INCREMENTAL:
-            IncrementalSync(client, config, spec, entry, state, signpost, writer).run()
-            continue
+        saved = copy.deepcopy((state.get("bookmarks") or {}).get(spec.name))
+        run = StreamRun(client, spec, entry, state, writer)
         try:
-            FullTableSync(client, spec, entry, state, writer).run()
-        except CxiUnavailable as exc:
-            # Most Wootric accounts have no CXI; that must not fail the other streams.
-            cxi_refusal = str(exc)
-            skipped = [s.name for s, _ in streams if s.api == CXI_API]
-            LOGGER.warning("CXI streams skipped: the CXI API refused this account (%s); skipped: %s",
-                           cxi_refusal, ", ".join(skipped))
-        except V2Unavailable as exc:
-            v2_refusals.refused(exc)
+            READERS[spec.read_by](run, bounds).run_stream()
+            synced += 1
+        except Refused as exc:
+            skips.refused(spec, exc, state, saved)
+            writer.state(state)
     state = singer.set_currently_syncing(state, None)
     writer.state(state)
+    skips.summary(synced)
     return state

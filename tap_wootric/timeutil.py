@@ -12,7 +12,7 @@ import calendar
 import functools
 import re
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Optional, Union
 
 import dateutil.parser
@@ -175,3 +175,16 @@ def parse_start_date(value: Any) -> pendulum.DateTime:
     if not isinstance(parsed, pendulum.DateTime):
         parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day, tz="UTC")
     return parsed.in_timezone("UTC")
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(value: Any) -> Optional[date]:
+    """The date of a `YYYY-MM-DD` bookmark, or None if it is not one."""
+    if not isinstance(value, str) or not _DAY.match(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None

@@ -65,41 +65,54 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
     if "type" not in schema or is_any_json(schema):
         return _identity
     types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-    nullable = "null" in types
     kinds = [kind for kind in types if kind != "null"]
     if len(kinds) != 1:
         return None
-    kind = kinds[0]
-    if kind == "object":
-        properties = schema.get("properties")
-        if not properties:
-            return _free_object(nullable) if not schema.get("patternProperties") else None
-        children: Dict[str, Converter] = {}
-        dropped = set()
-        for name, sub_schema in properties.items():
-            child = breadcrumb + ("properties", name)
-            if _is_dropped(mdata, child):
-                dropped.add(name)
-                continue
-            converter = compile_converter(sub_schema, mdata, child)
-            if converter is None:
-                return None
-            children[name] = converter
-        return _object(children, frozenset(dropped), nullable)
-    if kind == "array":
-        items = compile_converter(schema.get("items") or {}, mdata, breadcrumb + ("items",))
-        return None if items is None else _array(items, nullable)
-    if kind == "string" and schema.get("format") == "date-time":
-        return _datetime(nullable)
-    if kind == "number" and not schema.get("format"):
-        return _number(nullable)
-    if kind == "string" and schema.get("format") == "date":
-        # singer-python checks no "date" format: the value passes as a string (the day streams set it).
-        return _scalar(str, nullable)
-    scalar = {"string": str, "integer": int, "boolean": bool}.get(kind)
-    if scalar is None or schema.get("format"):
-        return None
-    return _scalar(scalar, nullable)
+    compile_kind = _COMPILERS.get((kinds[0], schema.get("format")))
+    return None if compile_kind is None else compile_kind(schema, mdata, breadcrumb, "null" in types)
+
+
+def _compile_object(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str, ...],
+                    nullable: bool) -> Optional[Converter]:
+    properties = schema.get("properties")
+    if not properties:
+        return _free_object(nullable) if not schema.get("patternProperties") else None
+    children: Dict[str, Converter] = {}
+    dropped = set()
+    for name, sub_schema in properties.items():
+        child = breadcrumb + ("properties", name)
+        if _is_dropped(mdata, child):
+            dropped.add(name)
+            continue
+        converter = compile_converter(sub_schema, mdata, child)
+        if converter is None:
+            return None
+        children[name] = converter
+    return _object(children, frozenset(dropped), nullable)
+
+
+def _compile_array(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str, ...],
+                   nullable: bool) -> Optional[Converter]:
+    items = compile_converter(schema.get("items") or {}, mdata, breadcrumb + ("items",))
+    return None if items is None else _array(items, nullable)
+
+
+def _leaf(make: Callable[[bool], Converter]) -> Callable[..., Converter]:
+    return lambda schema, mdata, breadcrumb, nullable: make(nullable)
+
+
+# (type, format) -> how to compile it. singer-python checks no "date" format: the value passes as a
+# string (the day streams set it). Any other format is left to singer-python's Transformer.
+_COMPILERS: Dict[Tuple[str, Optional[str]], Callable[..., Optional[Converter]]] = {
+    ("object", None): _compile_object,
+    ("array", None): _compile_array,
+    ("string", "date-time"): _leaf(lambda nullable: _datetime(nullable)),
+    ("number", None): _leaf(lambda nullable: _number(nullable)),
+    ("string", "date"): _leaf(lambda nullable: _scalar(str, nullable)),
+    ("string", None): _leaf(lambda nullable: _scalar(str, nullable)),
+    ("integer", None): _leaf(lambda nullable: _scalar(int, nullable)),
+    ("boolean", None): _leaf(lambda nullable: _scalar(bool, nullable)),
+}
 
 
 _NO_TYPES: frozenset = frozenset()

@@ -24,8 +24,8 @@ OUT = Path(os.environ.get("DEMO_OUTPUT") or Path(__file__).resolve().parent.pare
 TAP = str(Path(sys.executable).parent / "tap-wootric")
 # Incremental streams: "... records emitted, N older unchanged rows skipped, N requests, ..."; FULL_TABLE
 # streams: "... records emitted (full table, version N), N requests, ...".
-DONE = re.compile(r"(\w+): done: (\d+) records emitted(?:, \d+ older unchanged rows skipped| \([^)]*\)), "
-                  r"(\d+) requests, ([\d.]+) s")
+DONE = re.compile(r"(\w+): done: (\d+) records? emitted(?:, \d+ older unchanged rows skipped| \([^)]*\)), "
+                  r"(\d+) requests?, ([\d.]+) s")
 
 
 def main() -> None:

@@ -14,13 +14,13 @@ import requests
 from conftest import NOW, TapRunner, select
 from fake_wootric import FakeWootric
 
+from tap_wootric.api.apis import V2
 from tap_wootric.api.client import WootricClient
 from tap_wootric.config import load_config
-from tap_wootric.errors import ConfigError, InputFileError
+from tap_wootric.errors import ConfigError, InputFileError, Refused
 from tap_wootric.readers.daily import account_today, first_day, parse_day, plan_days, record_of
 from tap_wootric.state import prepare_state
 from tap_wootric.streams import get_stream
-from tap_wootric.v2api import V2Unavailable, get_v2
 
 DAY_STREAMS = ("nps_summary", "email_stats")
 NEW_STREAMS = (*DAY_STREAMS, "email_stats_sources", "survey_templates")
@@ -84,8 +84,8 @@ def test_v2_base_comes_from_api_url():
     behind_proxy = load_config({**BASE, "api_url": "http://127.0.0.1:9/wootric"})
     assert behind_proxy.v2_api_url is None
     # Refused before any request goes out: the v2 streams are skipped, not sent to a wrong URL.
-    with pytest.raises(V2Unavailable, match="does not end in /v1"):
-        get_v2(WootricClient(behind_proxy), "email_stats")
+    with pytest.raises(Refused, match="does not end in /v1"):
+        WootricClient(behind_proxy).get(V2, "email_stats")
 
 
 def test_day_stream_settings():

@@ -103,8 +103,7 @@ def test_a_pass_that_cannot_reach_every_row_sends_no_activate_version(tap):
         first = tap.run(fake.config(reconcile_runs=1), catalog=catalog)
         assert first.returncode == 0, first.stderr
         assert activations(first, "declines") == []
-        assert "could not prove that it read every row (1 second(s) held more rows than the API can reach)" \
-            in first.stderr
+        assert "could not prove that it read every row (more rows share the second" in first.stderr
         second = tap.run(fake.config(reconcile_runs=1), catalog=catalog, state=first.final_state)
         assert activations(second, "declines") == []
         assert "no ACTIVATE_VERSION is sent" in second.stderr

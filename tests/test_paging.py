@@ -32,13 +32,22 @@ class ModelApi:
         return [{"id": i, "t": t} for t, i in window]
 
 
+class ScanResult:
+    def __init__(self, api, scanner, shortfalls):
+        self.requests = len(api.calls)
+        self.dense_seconds = scanner.dense_seconds
+        self.unreached_seconds = len(shortfalls)
+
+
 def scan(api, start=0, upper=None, caplog=None):
-    scanner = KeysetScanner(api.fetch, lambda row: int(row["t"]), stream="s", logger=LOGGER)
+    shortfalls = []
+    scanner = KeysetScanner(api.fetch, lambda row: int(row["t"]), stream="s", logger=LOGGER,
+                            note_shortfall=shortfalls.append)
     emitted, checkpoints = [], []
     for batch in scanner.scan(start, upper):
         emitted.extend(row["id"] for row in batch.records)
         checkpoints.append((len(emitted), batch.checkpoint))
-    return emitted, checkpoints, scanner.stats
+    return emitted, checkpoints, ScanResult(api, scanner, shortfalls)
 
 
 def spread(count, low, high, seed=1, first_id=0):

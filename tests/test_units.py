@@ -7,7 +7,7 @@ from tap_wootric.catalog.discover import discover
 from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.config import load_config
 from tap_wootric.errors import ConfigError, InputFileError
-from tap_wootric.incremental.reader import plan_scan
+from tap_wootric.incremental.plan import plan_scan
 from tap_wootric.state import prepare_state
 from tap_wootric.streams import get_stream
 from tap_wootric.timeutil import format_epoch, parse_start_date, to_epoch_seconds

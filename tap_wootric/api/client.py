@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 import backoff
 import requests
 from singer import metrics
 
+from tap_wootric.api.apis import Api
 from tap_wootric.cancel import Cancellation
 from tap_wootric.config import TapConfig
-from tap_wootric.errors import ApiError, AuthError, NetworkError, TapWootricError
+from tap_wootric.errors import ApiError, AuthError, NetworkError, Refused, TapWootricError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -28,10 +28,6 @@ TOKEN_REFRESH_MARGIN_SECONDS = 60.0
 DEFAULT_RATE_LIMIT_WAIT_SECONDS = 60.0
 MAX_RATE_LIMIT_RETRIES = 10
 RESET_MARGIN_SECONDS = 1.0
-# Paths on the CXI API (cxi_api_url) are written `cxi:<path>`.
-CXI_PREFIX = "cxi:"
-# Paths on the v2 API (api_url with /v2 for its final /v1) are written `v2:<path>`.
-V2_PREFIX = "v2:"
 
 
 # Failures of the connection or of the body in transit, as opposed to an answer.
@@ -40,6 +36,23 @@ TRANSIENT_REQUEST_ERRORS = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+)
+
+
+def _says(*signs: str) -> Callable[[Exception], bool]:
+    return lambda exc: any(sign in str(exc) for sign in signs)
+
+
+# How a failed connection reads in one line, by the first test it meets (requests words them loosely).
+_NETWORK_FAILURES: Tuple[Tuple[Callable[[Exception], bool], str], ...] = (
+    (_says("NameResolutionError", "Failed to resolve", "Name or service not known", "nodename", "name resolution"),
+     "cannot reach {host}: host name cannot be resolved"),
+    (_says("Connection refused"), "cannot reach {host}: connection refused"),
+    (lambda exc: isinstance(exc, requests.Timeout), "{host} gave no answer within {timeout:g} s"),
+    (lambda exc: isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)),
+     "the answer from {host} was cut off or corrupt"),
+    (lambda exc: _says("RemoteDisconnected", "Connection aborted")(exc) or "reset" in str(exc).lower(),
+     "{host} closed the connection without an answer"),
 )
 
 
@@ -67,25 +80,18 @@ def api_error_message(response: requests.Response) -> str:
     except ValueError:
         return (response.text or "").strip()[:200]
     if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            messages = [str(err.get("message")) for err in errors if isinstance(err, dict) and err.get("message")]
-            if messages:
-                return "; ".join(messages)
-        for key in ("error_description", "message", "error"):
-            if body.get(key):
-                return str(body[key])
+        message = _listed_errors(body.get("errors")) or next(
+            (str(body[key]) for key in ("error_description", "message", "error") if body.get(key)), None)
+        if message:
+            return message
     return str(body)[:200]
 
 
-def describe_request(path: str, params: Dict[str, Any]) -> str:
-    """`GET /responses page=2 per_page=50 ...`: what went out, safe to log (no credentials travel in URLs)."""
-    query = " ".join(f"{key}={value}" for key, value in params.items())
-    if path.startswith(CXI_PREFIX):
-        return f"GET CXI /{path[len(CXI_PREFIX):]} {query}".rstrip()
-    if path.startswith(V2_PREFIX):
-        return f"GET /v2/{path[len(V2_PREFIX):]} {query}".rstrip()
-    return f"GET /{path} {query}".rstrip()
+def _listed_errors(errors: Any) -> str:
+    """`{"errors": [{"message": ...}, ...]}`, the API's usual error body, as one line."""
+    if not isinstance(errors, list):
+        return ""
+    return "; ".join(str(err["message"]) for err in errors if isinstance(err, dict) and err.get("message"))
 
 
 def _host(url: str) -> str:
@@ -121,7 +127,6 @@ class WootricClient:
         # netrc entry cannot replace the Bearer header.
         self.session.trust_env = False
         self._environment_settings: Dict[str, Dict[str, Any]] = {}
-        self.request_counts: Counter = Counter()
         self._clock = clock
         self._max_tries = max_tries
         self._time_scale = time_scale
@@ -129,7 +134,8 @@ class WootricClient:
         self._access_token: Optional[str] = None
         self._refresh_token: Optional[str] = None
         self._token_expires_at = 0.0
-        self._budget_resets: Dict[str, float] = {}  # path -> epoch when its exhausted budget resets
+        # (API, path) -> epoch when its exhausted budget resets
+        self._budget_resets: Dict[Tuple[str, str], float] = {}
 
         retry_transient = backoff.on_exception(
             backoff.expo,
@@ -243,29 +249,31 @@ class WootricClient:
 
     # -- requests -----------------------------------------------------------
 
-    def get(self, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
-        """GET `<api_url>/<path>` (or `<cxi_api_url>/<rest>` for a path `cxi:<rest>`) and return the
-        decoded JSON body."""
+    def get(self, api: Api, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
+        """GET `<the API's base>/<path>` and return the decoded JSON body. Raises Refused when the API
+        refuses this account the feature, ApiError for any other failure that retries cannot mend."""
         params = params or {}
+        if api.base_url(self.config) is None:
+            raise Refused(f"api_url {self.config.api_url} does not end in /v1, so the base of {api.title} cannot be "
+                          "derived from it", None, api)
         try:
             # Everything in here, retries and rate-limit waits included, may end with Cancelled;
             # nothing in here writes to stdout.
             with self._cancellation.interruptible():
-                return self._get_with_retries(path, params)
+                return self._get_with_retries(api, path, params)
         except RetryableError as exc:
             reason = exc.final or exc
-            raise ApiError(f"{describe_request(path, params)} failed {self._max_tries} times; last: {reason}") from None
+            raise ApiError(f"{api.describe(path, params)} failed {self._max_tries} times; last: {reason}") from None
         except RateLimited:
             raise ApiError(
-                f"{describe_request(path, params)} was still rate limited (429) after "
-                f"{MAX_RATE_LIMIT_RETRIES} waits"
+                f"{api.describe(path, params)} was still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
             ) from None
 
-    def _get_once(self, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
-        url = self._url_of(path)
-        self._wait_for_budget(path)
+    def _get_once(self, api: Api, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
+        url = f"{api.base_url(self.config)}/{path}"
+        budget = (api.name, path)
+        self._wait_for_budget(budget, api.describe(path))
         token = self._ensure_token()
-        self.request_counts[path] += 1
         started = time.monotonic()
         try:
             response = self.session.get(
@@ -282,23 +290,25 @@ class WootricClient:
 
         status = response.status_code
         self._log_request_metric(path, started, status)
-        LOGGER.info("%s -> %d (%.2f s)", describe_request(path, params), status, time.monotonic() - started)
+        LOGGER.info("%s -> %d (%.2f s)", api.describe(path, params), status, time.monotonic() - started)
         if status == 200:
-            self._note_budget(path, response)
+            self._note_budget(budget, response)
             try:
                 return response.json()
             except ValueError:
                 raise RetryableError("HTTP 200 with a body that is not valid JSON") from None
         if status == 401 and not _reauthenticated:
-            LOGGER.info("GET /%s answered 401; fetching a new token and retrying once", path)
+            LOGGER.info("%s answered 401; fetching a new token and retrying once", api.describe(path))
             self._access_token = None
-            return self._get_once(path, params, _reauthenticated=True)
+            return self._get_once(api, path, params, _reauthenticated=True)
         if status == 429:
             raise RateLimited(self._rate_limit_wait(response))
         if status >= 500 or status == 408:
             raise RetryableError(f"HTTP {status} {api_error_message(response)}".rstrip())
-        raise ApiError(f"{describe_request(path, params)} failed with HTTP {status}: {api_error_message(response)}",
-                       status=status)
+        message = f"{api.describe(path, params)} failed with HTTP {status}: {api_error_message(response)}"
+        if api.refuses(status):
+            raise Refused(message, status, api)
+        raise ApiError(message, status=status)
 
     @staticmethod
     def _log_request_metric(path: str, started: float, status: Optional[int]) -> None:
@@ -335,7 +345,7 @@ class WootricClient:
                 return until_reset + RESET_MARGIN_SECONDS * self._time_scale
         return DEFAULT_RATE_LIMIT_WAIT_SECONDS * self._time_scale
 
-    def _note_budget(self, path: str, response: requests.Response) -> None:
+    def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
         """Remember when an endpoint's rate-limit budget is used up (limits are per endpoint)."""
         remaining = response.headers.get("X-Rate-Limit-Remaining")
         if remaining is None:
@@ -345,17 +355,17 @@ class WootricClient:
         except ValueError:
             return
         if exhausted:
-            self._budget_resets[path] = self._clock() + self._rate_limit_wait(response)
+            self._budget_resets[budget] = self._clock() + self._rate_limit_wait(response)
 
-    def _wait_for_budget(self, path: str) -> None:
+    def _wait_for_budget(self, budget: Tuple[str, str], what: str) -> None:
         """Sleep out an exhausted window before the endpoint's next request instead of walking into a 429;
         other endpoints, with budgets of their own, go on at once."""
-        reset_at = self._budget_resets.pop(path, None)
+        reset_at = self._budget_resets.pop(budget, None)
         if reset_at is None:
             return
         wait = reset_at - self._clock()
         if wait > 0:
-            LOGGER.info("Rate-limit budget of /%s used up; pausing %.1f s until it resets", path, wait)
+            LOGGER.info("Rate-limit budget of %s used up; pausing %.1f s until it resets", what, wait)
             self._sleep(wait)
 
     # -- helpers ------------------------------------------------------------
@@ -372,37 +382,22 @@ class WootricClient:
             self._environment_settings[host] = settings
         return settings
 
-    def _url_of(self, path: str) -> str:
-        if path.startswith(CXI_PREFIX):
-            return f"{self.config.cxi_api_url}/{path[len(CXI_PREFIX):]}"
-        if path.startswith(V2_PREFIX):  # v2api.get_v2 has checked that the base is known
-            return f"{self.config.v2_api_url}/{path[len(V2_PREFIX):]}"
-        return f"{self.config.api_url}/{path}"
-
     def _network_failure(self, url: str, exc: Exception) -> NetworkError:
-        text = str(exc)
+        host = _host(url)
         if isinstance(exc, requests.exceptions.ProxyError):
             proxy = urlsplit(requests.utils.select_proxy(url, self._environment_for(url)["proxies"]) or "")
             # Only host and port: a proxy URL may carry a user name and password.
             where = f"{proxy.hostname}:{proxy.port}" if proxy.port else (proxy.hostname or "")
-            return NetworkError(f"cannot reach {_host(url)} through the proxy {where} set in the environment "
+            return NetworkError(f"cannot reach {host} through the proxy {where} set in the environment "
                                 "(HTTPS_PROXY / HTTP_PROXY; NO_PROXY lists hosts to reach directly)")
-        if any(sign in text for sign in ("NameResolutionError", "Failed to resolve", "Name or service not known",
-                                         "nodename", "name resolution")):
-            return NetworkError(f"cannot reach {_host(url)}: host name cannot be resolved")
-        if "Connection refused" in text:
-            return NetworkError(f"cannot reach {_host(url)}: connection refused")
-        if isinstance(exc, requests.Timeout):
-            return NetworkError(f"{_host(url)} gave no answer within {self.config.request_timeout:g} s")
-        if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
-            return NetworkError(f"the answer from {_host(url)} was cut off or corrupt")
-        if "RemoteDisconnected" in text or "reset" in text.lower() or "Connection aborted" in text:
-            return NetworkError(f"{_host(url)} closed the connection without an answer")
-        return NetworkError(f"cannot reach {_host(url)}: {type(exc).__name__}")
+        for matches, message in _NETWORK_FAILURES:
+            if matches(exc):
+                return NetworkError(message.format(host=host, timeout=self.config.request_timeout))
+        return NetworkError(f"cannot reach {host}: {type(exc).__name__}")
 
     def _log_backoff(self, details: Dict[str, Any]) -> None:
         args = details.get("args") or ()
-        what = describe_request(args[0], args[1]) if len(args) >= 2 else "OAuth token request"
+        what = args[0].describe(args[1], args[2]) if len(args) >= 3 else "OAuth token request"
         LOGGER.warning(
             "%s: %s; retry %d in %.1f s", what, details.get("exception", "failed"), details["tries"], details["wait"]
         )

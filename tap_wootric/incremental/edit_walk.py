@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
-from tap_wootric.incremental.paging import MAX_PER_PAGE, OffsetWalk, QueryNotHonoured, WalkEnd
+from tap_wootric.api.apis import MAX_PER_PAGE
+from tap_wootric.incremental.paging import OffsetWalk, QueryNotHonoured, WalkEnd
+from tap_wootric.timeutil import format_epoch
+
+if TYPE_CHECKING:
+    from tap_wootric.incremental.keyset import KeysetEngine
 
 Row = Dict[str, Any]
 
@@ -34,11 +39,18 @@ class EditQuery:
 
 
 @dataclass
-class EditWalkStats:
-    requests: int = 0
-    parts: int = 1
-    # Why the walk may have missed rows; empty when it proved it reached every edit.
-    shortfalls: Optional[List[str]] = None
+class _Part:
+    """A created range [low, high) of the listing (None: unbounded), the rows read in it ({id: created
+    second}), and whether those rows are the head of its listing, so that its walk can start right
+    after them."""
+
+    low: Optional[int]
+    high: Optional[int]
+    read: Dict[Any, int]
+    resume: bool
+
+    def fetcher(self, page_of: Callable[[EditQuery], List[Row]]) -> Callable[[int, int], List[Row]]:
+        return lambda page, per_page: page_of(EditQuery(page, per_page, self.low, self.high))
 
 
 class EditWalk:
@@ -51,36 +63,41 @@ class EditWalk:
         stream: str,
         logger: logging.Logger,
         id_of: Callable[[Row], Any] = lambda row: row["id"],
+        note_shortfall: Callable[[str], None] = lambda reason: None,
     ):
+        """`note_shortfall(reason)` hears why the walk could not reach every edit, if it could not."""
         self._fetch = fetch
+        self._note_shortfall = note_shortfall
         self._updated = updated_second_of
         self._created = created_second_of
         self._id_of = id_of
         self._stream = stream
         self._logger = logger
-        self.stats = EditWalkStats(shortfalls=[])
+        # Created ranges walked.
+        self.parts = 1
         self._prefetched: Optional[List[Row]] = None
 
     def _page(self, query: EditQuery) -> List[Row]:
         prefetched, self._prefetched = self._prefetched, None
-        if (prefetched is not None and query.page == 1 and query.per_page == MAX_PER_PAGE
-                and query.created_gte is None and query.created_lt is None):
-            rows = prefetched
-        else:
-            self.stats.requests += 1
-            rows = list(self._fetch(query))
+        whole_listing_head = (query.page == 1 and query.per_page == MAX_PER_PAGE
+                              and query.created_gte is None and query.created_lt is None)
+        rows = prefetched if prefetched is not None and whole_listing_head else list(self._fetch(query))
+        self._check(query, rows)
+        return rows
+
+    def _check(self, query: EditQuery, rows: List[Row]) -> None:
+        """The page must hold rows of the requested created range only, newest-updated first."""
+        low = query.created_gte if query.created_gte is not None else float("-inf")
+        high = query.created_lt if query.created_lt is not None else float("inf")
         previous: Optional[int] = None
         for row in rows:
-            created = self._created(row)
-            if (query.created_gte is not None and created < query.created_gte) or (
-                    query.created_lt is not None and created >= query.created_lt):
+            if not low <= self._created(row) < high:
                 raise QueryNotHonoured(f"{self._stream}: the API returned a row (id {self._id_of(row)}) outside "
                                        "the requested created[...] range")
             updated = self._updated(row)
             if previous is not None and updated > previous:
                 raise QueryNotHonoured(f"{self._stream}: the API did not return rows newest-updated first")
             previous = updated
-        return rows
 
     def walk(self, since: int, first_page: Optional[List[Row]] = None) -> Iterator[List[Row]]:
         """Yield, page by page, every row whose updated second is `since` or later (each once).
@@ -88,42 +105,43 @@ class EditWalk:
         `first_page` is page 1 of the whole listing (50 rows) when the caller already holds it.
         """
         self._prefetched = first_page
-        # Each part: (created_gte, created_lt, {id: created second} of the rows read in it, and whether
-        # those rows are the head of its listing, so that its walk can start right after them).
-        parts: List[Tuple[Optional[int], Optional[int], Dict[Any, int], bool]] = [(None, None, {}, True)]
+        yielded: set = set()
+        parts = [_Part(None, None, {}, True)]
         while parts:
-            low, high, read, resume = parts.pop()
-            known = set(read) if resume else set()
-
-            def fetch_page(page: int, per_page: int, low=low, high=high) -> List[Row]:
-                return self._page(EditQuery(page, per_page, low, high))
-
-            walk = OffsetWalk(fetch_page, self._id_of, known, len(known),
-                              lambda row: self._updated(row) < since, logger=self._logger,
-                              label=f"{self._stream}: rows updated since the bookmark")
+            part = parts.pop()
+            walk = OffsetWalk(part.fetcher(self._page), self._id_of, set(part.read) if part.resume else set(),
+                              len(part.read) if part.resume else 0, lambda row: self._updated(row) < since,
+                              logger=self._logger, label=f"{self._stream}: rows updated since the bookmark")
             for rows in walk.rows():
-                for row in rows:
-                    read[self._id_of(row)] = self._created(row)
-                yield rows
-            # Where the walk stopped proves how many rows of the part changed, whatever order tied rows
-            # come in; the part is done only when that many distinct rows were read.
-            if walk.count is not None and len(read) >= walk.count:
-                continue
-            split = self._split(low, high, read)
-            if split is None:
-                shortfall = (f"{len(read)} of the {walk.count} rows updated since the bookmark and created in one "
-                             "second were reached" if walk.count is not None else
-                             f"more than {len(read)} rows created in one second were updated since the bookmark, "
-                             "more than one query reaches")
-                self.stats.shortfalls.append(shortfall)
-                self._logger.warning("%s: %s; the rest could not be read", self._stream, shortfall)
-                continue
-            self.stats.parts += 1
-            # Only a walk that met its ceiling in an order that held still read the head of each part;
-            # otherwise each part is walked from its first page.
-            head = walk.end == WalkEnd.CEILING and not walk.backups
-            parts.append((split, high, {key: value for key, value in read.items() if value >= split}, head))
-            parts.append((low, split, {key: value for key, value in read.items() if value < split}, head))
+                part.read.update((self._id_of(row), self._created(row)) for row in rows)
+                fresh = [row for row in rows if self._id_of(row) not in yielded]
+                yielded.update(self._id_of(row) for row in fresh)
+                if fresh:
+                    yield fresh
+            parts += self._parts_left(part, walk)
+
+    def _parts_left(self, part: _Part, walk: OffsetWalk) -> List[_Part]:
+        """Where the walk stopped proves how many rows of the part changed, whatever order tied rows come
+        in; the part is done only when that many distinct rows were read. Otherwise it is split in two
+        by created range, or, when its rows were all created in one second, its shortfall is noted."""
+        if walk.count is not None and len(part.read) >= walk.count:
+            return []
+        split = self._split(part.low, part.high, part.read)
+        if split is None:
+            shortfall = (f"{len(part.read)} of the {walk.count} rows updated since the bookmark and created in one "
+                         "second were reached" if walk.count is not None else
+                         f"more than {len(part.read)} rows created in one second were updated since the bookmark, "
+                         "more than one query reaches")
+            self._note_shortfall(shortfall)
+            self._logger.warning("%s: %s; the rest could not be read", self._stream, shortfall)
+            return []
+        self.parts += 1
+        # Only a walk that met its ceiling in an order that held still read the head of each part;
+        # otherwise each part is walked from its first page.
+        head = walk.end == WalkEnd.CEILING and not walk.backups
+        upper = {key: value for key, value in part.read.items() if value >= split}
+        lower = {key: value for key, value in part.read.items() if value < split}
+        return [_Part(split, part.high, upper, head), _Part(part.low, split, lower, head)]
 
     @staticmethod
     def _split(low: Optional[int], high: Optional[int], read: Dict[Any, int]) -> Optional[int]:
@@ -136,3 +154,33 @@ class EditWalk:
         if middle == seconds[0]:
             middle += 1
         return middle
+
+
+def walk_edits(engine: KeysetEngine, since: int, first_page: List[Row]) -> None:
+    """Emit every row updated since `since` through the engine's stream run, then move the bookmark
+    to the signpost."""
+    run, spec = engine.run, engine.spec
+    requests_before = run.requests
+
+    def fetch(query: EditQuery) -> List[Row]:
+        params: Dict[str, Any] = {"page": query.page, "per_page": query.per_page,
+                                  "sort_key": spec.replication_key, "sort_order": "desc"}
+        if query.created_gte is not None:
+            params[f"{spec.filter_param}[gte]"] = query.created_gte
+        if query.created_lt is not None:
+            params[f"{spec.filter_param}[lt]"] = query.created_lt
+        return run.get_rows(params)
+
+    walk = EditWalk(fetch, lambda row: run.second_of(row, spec.replication_key),
+                    lambda row: run.second_of(row, spec.created_field), stream=spec.name,
+                    logger=logging.getLogger(__name__), note_shortfall=run.note_shortfall)
+    emitted: set = set()
+    for rows in walk.walk(since, first_page):
+        fresh = [row for row in rows if row["id"] not in emitted
+                 and run.second_of(row, spec.created_field) >= engine.start_date]
+        emitted.update(row["id"] for row in fresh)
+        run.emit(fresh)
+    logging.getLogger(__name__).info(
+        "%s: the newest-first walk read %d rows updated since %s in %d requests over %d created range(s)",
+        spec.name, len(emitted), format_epoch(since), run.requests - requests_before, walk.parts)
+    engine.finish(engine.signpost)

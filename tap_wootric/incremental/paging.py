@@ -19,11 +19,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
+from tap_wootric.api.apis import MAX_PAGE, MAX_PER_PAGE, MAX_REACH
 from tap_wootric.errors import ApiError
 
-MAX_PER_PAGE = 50
-MAX_PAGE = 30
-MAX_REACH = MAX_PER_PAGE * MAX_PAGE
 # How often a walk may back up after rows moved under it.
 MAX_WALK_BACKUPS = 40
 # Inside one dense second: a walk that must back up this often meets an order that changes from
@@ -56,15 +54,6 @@ class Batch:
 
     records: List[Dict[str, Any]]
     checkpoint: Optional[int]
-
-
-@dataclass
-class ScanStats:
-    requests: int = 0
-    dense_seconds: int = 0
-    unreached_seconds: int = 0
-    # Whether the scanned range was read to its end (set by the caller that may stop it early).
-    completed: bool = False
 
 
 Fetch = Callable[[PageQuery], Sequence[Dict[str, Any]]]
@@ -188,18 +177,21 @@ class KeysetScanner:
         logger: logging.Logger,
         id_of: Callable[[Dict[str, Any]], Any] = lambda record: record["id"],
         alternative_sort: bool = False,
+        note_shortfall: Callable[[str], None] = lambda reason: None,
     ):
+        """`note_shortfall(reason)` hears of every second whose rows could not all be reached."""
         self._fetch_page = fetch
+        self._note_shortfall = note_shortfall
         self._alternative_sort = alternative_sort
         self._second_of = second_of
         self._id_of = id_of
         self._stream = stream
         self._logger = logger
-        self.stats = ScanStats()
+        # Seconds that held more rows than one page, and needed the dense-second walk.
+        self.dense_seconds = 0
 
     def _fetch(self, query: PageQuery) -> List[Tuple[int, Dict[str, Any]]]:
         """One page as (scan second, row) pairs, checked against the query it answers."""
-        self.stats.requests += 1
         rows = list(self._fetch_page(query))
         if len(rows) > query.per_page:
             raise ApiError(f"{self._stream}: asked for {query.per_page} rows a page, got {len(rows)}")
@@ -255,7 +247,7 @@ class KeysetScanner:
         stable order and met. Otherwise it re-reads the second (other order, other sort key) at most
         RESAMPLE_ROUNDS times, and says what it could not reach.
         """
-        self.stats.dense_seconds += 1
+        self.dense_seconds += 1
         ascending = OffsetWalk(self._dense_page(second, False, False), self._id_of, set(emitted), len(first_page),
                                logger=self._logger, label=f"{self._stream}: the records sharing the second {second}",
                                max_backups=DENSE_WALK_BACKUPS)
@@ -282,13 +274,14 @@ class KeysetScanner:
         if count is not None and len(emitted) >= count:
             self._logger.info("%s: all %d records sharing the second %s reached", self._stream, count, second)
         elif count is not None:
-            self.stats.unreached_seconds += 1
+            self._note_shortfall(f"{count - len(emitted)} of the {count} rows sharing the second {second} "
+                                 "could not be reached")
             self._logger.warning(
                 "%s: %d records share the second %s, but the API returned them in a different order on every "
                 "request and only %d of them were reached (%d missing) after %d re-reads; the scan moves on",
                 self._stream, count, second, len(emitted), count - len(emitted), RESAMPLE_ROUNDS)
         else:
-            self.stats.unreached_seconds += 1
+            self._note_shortfall(f"more rows share the second {second} than the API can reach")
             self._logger.warning(
                 "%s: at least %d records share one second (%s), so how many is unknown (the API exposes no count "
                 "and reaches %d from each end); %d were emitted and the rest could not be reached. The scan "

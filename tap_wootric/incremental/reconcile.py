@@ -22,20 +22,19 @@ cannot prove completeness.
 
 from __future__ import annotations
 
+import logging
 import math
-import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from tap_wootric.state import RECONCILE as STATE_KEY
+from tap_wootric.stream_run import StreamRun, new_version
 from tap_wootric.timeutil import format_epoch, parse_bookmark
 
-STATE_KEY = "reconcile"
+if TYPE_CHECKING:
+    from tap_wootric.incremental.keyset import KeysetEngine
 
-
-def new_version(previous: Optional[int] = None) -> int:
-    """A table version: milliseconds since the epoch, always above the previous one."""
-    version = int(time.time() * 1000)
-    return version if previous is None or version > previous else previous + 1
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,3 +88,56 @@ class ReconcilePass:
     def note_shortfall(self, reason: str) -> None:
         if self.shortfall is None:
             self.shortfall = reason
+
+
+def read_slice(engine: KeysetEngine, pass_: ReconcilePass, end: int, runs: int, catches_old_edits: bool) -> bool:
+    """This run's share of the pass: from its cursor towards `end`, the bookmark this run started from
+    (rows past it were emitted by this run's strategy, with the pass's version). Returns whether the
+    pass has now read to its end."""
+    run, spec = engine.run, engine.spec
+    budget = pass_.row_budget(runs)
+    slice_end = pass_.slice_end(runs, end)
+    LOGGER.info("%s: reconciliation pass (version %d), run %d of at most %d: reading %s from %s%s",
+                spec.name, pass_.version, pass_.runs + 1, runs, spec.scan_field, format_epoch(pass_.cursor),
+                f" (about {budget} rows)" if budget is not None else f" to {format_epoch(slice_end)}")
+    read_before = pass_.read
+    counter = {"read": 0}
+
+    def checkpoint(second: int) -> None:
+        pass_.cursor = max(pass_.cursor, second)
+        run.save_state()
+
+    def keep(row: Dict[str, Any]) -> bool:
+        counter["read"] += 1
+        pass_.read = read_before + counter["read"]
+        return True
+
+    completed = engine.keyset(spec.scan_field, spec.filter_param, pass_.cursor, slice_end + 1, keep, checkpoint,
+                              stop_after_rows=budget)
+    pass_.runs += 1
+    if completed:
+        pass_.cursor = slice_end + 1 if slice_end < end else end
+    if completed and slice_end >= end:
+        return True
+    run.save_state()
+    LOGGER.info("%s: reconciliation pass (version %d): %d rows read in %d run(s)%s; it completes within %d "
+                "more run(s)%s, and then rows deleted at the source leave the targets that support table "
+                "versions", spec.name, pass_.version, pass_.read, pass_.runs,
+                f" of about {pass_.estimate}" if pass_.estimate is not None else "", pass_.runs_left(runs),
+                ", by when every edit older than the lookback has been caught" if catches_old_edits else "")
+    return False
+
+
+def complete_pass(run: StreamRun, pass_: ReconcilePass) -> Dict[str, Any]:
+    """Close a pass that read to its end: ACTIVATE_VERSION if it proved it read every row. Returns the
+    state the stream keeps after it."""
+    if pass_.shortfall:
+        LOGGER.warning("%s: the reconciliation pass (version %d) could not prove that it read every row (%s); "
+                       "no ACTIVATE_VERSION is sent, so targets keep every row, and a new pass starts next run",
+                       run.name, pass_.version, pass_.shortfall)
+    else:
+        run.writer.activate_version(run.name, pass_.version)
+        LOGGER.info("%s: reconciliation pass complete: %d rows read in %d run(s); ACTIVATE_VERSION %d sent, so "
+                    "targets that support it drop the rows deleted at the source", run.name, pass_.read,
+                    max(1, pass_.runs), pass_.version)
+    return ReconcilePass.completed_state(pass_.version, pass_.read)

@@ -1,14 +1,15 @@
 """Read strategies of an incremental stream: how this run finds the rows new or edited since the
-bookmark. The stream's row and what the probe proved choose one (`choose`); the stream sync runs
-it through the small interface below and does not know which one runs.
+bookmark. `choose` picks one from the stream's row and what the probe proved, and returns it as a
+value: a description of the read. The keyset engine runs every keyset read; only the newest-first
+edit walk is behaviour of its own. The reader runs whichever it gets, and its fallback.
 
-| API world (proved by the probe)        | strategy                  | cost per run           |
-|----------------------------------------|---------------------------|------------------------|
-| no bookmark yet, or a scan to resume   | CreatedKeyset             | ceil(N / 50)           |
-| filter and sort on updated_at honoured | UpdatedKeyset (A)         | ceil(E / 50)           |
-| sort honoured, filter ignored          | NewestFirstWalk (B)       | about ceil(E / 50)     |
-| filter honoured, sort ignored          | FilteredCreatedKeyset     | ceil(E / 50)           |
-| neither                                | LookbackRescan (C)        | the lookback window    |
+| API world (proved by the probe)        | read                                     | cost per run       |
+|----------------------------------------|------------------------------------------|--------------------|
+| no bookmark yet, or a scan to resume   | keyset on the scan field                 | ceil(N / 50)       |
+| filter and sort on updated_at honoured | keyset on updated_at (A)                 | ceil(E / 50)       |
+| sort honoured, filter ignored          | newest-first edit walk (B)               | about ceil(E / 50) |
+| filter honoured, sort ignored          | updated-filtered keyset on the scan field| ceil(E / 50)       |
+| neither                                | lookback rescan (C)                      | the lookback window|
 
 In world C, edits to rows older than the lookback are caught by the reconciliation pass (reconcile.py),
 the same pass that finds deletions in every world.
@@ -16,143 +17,68 @@ the same pass that finds deletions in every world.
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from tap_wootric.incremental.edit_walk import EditQuery, EditWalk
+from tap_wootric.incremental.edit_walk import walk_edits
 from tap_wootric.incremental.probe import Verdict
 from tap_wootric.streams import StreamSpec
-from tap_wootric.timeutil import format_epoch, parse_bookmark
+from tap_wootric.timeutil import parse_bookmark
 
 if TYPE_CHECKING:
-    from tap_wootric.incremental.reader import IncrementalSync
-
-LOGGER = logging.getLogger(__name__)
+    from tap_wootric.incremental.keyset import KeysetEngine
 
 
-class Strategy:
-    """One way to read what changed since the bookmark. `run` emits the rows and leaves the bookmark
-    where the next run can start; it raises QueryNotHonoured, having emitted nothing the fallback
-    will not emit again, when the API turns out not to honour what the probe proved."""
+@dataclass(frozen=True)
+class KeysetRead:
+    """Keyset paging on `field` with the `filter_param[...]` range; the engine plans and runs it."""
 
-    name = ""
-    fallback: Optional[Strategy] = None
-    # Edits older than what the strategy reads are caught only by the reconciliation pass.
-    relies_on_pass = False
+    name: str
+    reason: str
+    field: str
+    filter_param: str
+    # Rows created within this many days before the bookmark are read again (the lookback rescan).
+    lookback_days: int = 0
+    # Pages on the replication key itself, from the bookmark.
+    replication_scan: bool = False
+    # Covers the whole history, which a server-side filter (extra_params) keeps to the edits.
+    from_start_date: bool = False
+    extra_params: Tuple[Tuple[str, Any], ...] = ()
+    # Rows created before this second are not emitted.
+    created_since: Optional[int] = None
+    # A row updated before this second proves the API ignored the filter (QueryNotHonoured).
+    require_updated_since: Optional[int] = None
+    # The probe's newest updated second: nothing to read when it lies before the plan's start.
+    unchanged_since: Optional[int] = None
+    # Edits older than what the read covers are caught only by the reconciliation pass.
+    relies_on_pass: bool = False
+    fallback: Optional[Read] = None
 
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def run(self, sync: IncrementalSync) -> None:
-        raise NotImplementedError
-
-
-class CreatedKeyset(Strategy):
-    """Keyset paging on the scan field: the first sync, a resumed scan, or the lookback rescan."""
-
-    name = "keyset on the scan field"
-
-    def __init__(self, reason: str, lookback_days: int = 0):
-        super().__init__(reason)
-        self.lookback_days = lookback_days
-
-    def run(self, sync: IncrementalSync) -> None:
-        spec = sync.spec
-        plan = sync.plan(self.lookback_days)
-        sync.scan(plan, field=spec.scan_field, filter_param=spec.filter_param)
+    def run(self, engine: KeysetEngine) -> None:
+        engine.run_read(self)
 
 
-class LookbackRescan(CreatedKeyset):
-    """Strategy C: rows created within the lookback are rescanned for edits; older rows' edits wait
-    for the reconciliation pass to reach them."""
-
-    name = "lookback rescan"
-    relies_on_pass = True
-
-
-class UpdatedKeyset(Strategy):
-    """Keyset paging on the replication key: end_users, whose updated[...] filter is documented, and
-    any endpoint where the probe proved both the filter and the sort."""
-
-    name = "keyset on updated_at"
-
-    def __init__(self, reason: str, verdict: Optional[Verdict] = None):
-        super().__init__(reason)
-        self.verdict = verdict
-
-    def run(self, sync: IncrementalSync) -> None:
-        spec = sync.spec
-        proved = self.verdict is not None
-        plan = sync.plan(0, replication_scan=True)
-        if proved and self.verdict.newest_updated is not None and self.verdict.newest_updated < plan.start:
-            LOGGER.info("%s: nothing updated since %s", spec.name, format_epoch(plan.start))
-            sync.finish(plan.final_bookmark)
-            return
-        filter_param = spec.replication_filter_param if proved else spec.filter_param
-        sync.scan(plan, field=spec.replication_key, filter_param=filter_param,
-                  created_since=sync.start_date if proved else None)
-
-
-class FilteredCreatedKeyset(Strategy):
-    """Keyset paging on the scan field over the whole history, filtered server-side to the rows
-    updated since the bookmark: the filter finds the edits, the honoured created order pages them."""
-
-    name = "updated-filtered keyset on the scan field"
-
-    def run(self, sync: IncrementalSync) -> None:
-        spec = sync.spec
-        since = parse_bookmark(sync.bookmark.get(spec.replication_key))
-        plan = sync.plan(0, from_start_date=True)
-        sync.scan(plan, field=spec.scan_field, filter_param=spec.filter_param,
-                  extra_params={f"{spec.replication_filter_param}[gte]": since}, require_updated_since=since)
-
-
-class NewestFirstWalk(Strategy):
-    """Strategy B: the listing sorted on updated_at newest first, from its top down to the bookmark's
+@dataclass(frozen=True)
+class EditWalkRead:
+    """Strategy B: the listing sorted on updated_at, newest first, from its top down to the bookmark's
     second, narrowed by created ranges when more rows changed than one query reaches."""
 
-    name = "newest-first edit walk"
+    reason: str
+    since: int
+    first_page: List[Dict[str, Any]] = field(default_factory=list)
+    newest_updated: Optional[int] = None
+    fallback: Optional[Read] = None
+    name: str = "newest-first edit walk"
+    relies_on_pass: bool = False
 
-    def __init__(self, reason: str, verdict: Verdict):
-        super().__init__(reason)
-        self.verdict = verdict
-
-    def run(self, sync: IncrementalSync) -> None:
-        spec = sync.spec
-        since = parse_bookmark(sync.bookmark.get(spec.replication_key))
-        if self.verdict.newest_updated is not None and self.verdict.newest_updated < since:
-            LOGGER.info("%s: nothing updated since %s", spec.name, format_epoch(since))
-            sync.finish(sync.signpost)
+    def run(self, engine: KeysetEngine) -> None:
+        if self.newest_updated is not None and self.newest_updated < self.since:
+            engine.nothing_since(self.since, engine.signpost)
             return
-        walk = EditWalk(self._fetcher(sync), lambda row: sync.second_of(row, spec.replication_key),
-                        lambda row: sync.second_of(row, spec.created_field), stream=spec.name, logger=LOGGER)
-        emitted: set = set()
-        with sync.emitting() as emit:
-            for rows in walk.walk(since, self.verdict.newest_page):
-                fresh = [row for row in rows if row["id"] not in emitted
-                         and sync.second_of(row, spec.created_field) >= sync.start_date]
-                emitted.update(row["id"] for row in fresh)
-                emit(fresh)
-        for reason in walk.stats.shortfalls or []:
-            sync.note_shortfall(reason)
-        LOGGER.info("%s: the newest-first walk read %d rows updated since %s in %d requests over %d created "
-                    "range(s)", spec.name, len(emitted), format_epoch(since), walk.stats.requests, walk.stats.parts)
-        sync.finish(sync.signpost)
+        walk_edits(engine, self.since, self.first_page)
 
-    @staticmethod
-    def _fetcher(sync: IncrementalSync) -> Callable[[EditQuery], List[Dict[str, Any]]]:
-        spec = sync.spec
 
-        def fetch(query: EditQuery) -> List[Dict[str, Any]]:
-            params: Dict[str, Any] = {"page": query.page, "per_page": query.per_page,
-                                      "sort_key": spec.replication_key, "sort_order": "desc"}
-            if query.created_gte is not None:
-                params[f"{spec.filter_param}[gte]"] = query.created_gte
-            if query.created_lt is not None:
-                params[f"{spec.filter_param}[lt]"] = query.created_lt
-            return sync.get_rows(params)
-
-        return fetch
+Read = Any  # KeysetRead or EditWalkRead: anything with name, reason, relies_on_pass, fallback and run(engine)
 
 
 def lookback_days(spec: StreamSpec, configured: int, passes_on: bool) -> int:
@@ -160,26 +86,37 @@ def lookback_days(spec: StreamSpec, configured: int, passes_on: bool) -> int:
     return configured if spec.edited or not passes_on else 0
 
 
-def choose(spec: StreamSpec, bookmark: Dict[str, Any], probe: Callable[[], Verdict], *,
-           configured_lookback: int, passes_on: bool) -> Strategy:
+def choose(spec: StreamSpec, bookmark: Dict[str, Any], probe: Callable[[], Verdict], *, start_date: int,
+           configured_lookback: int, passes_on: bool) -> Read:
     if not spec.probes_edits:
-        return UpdatedKeyset(f"updated[...] is documented for /{spec.path}")
+        return KeysetRead("keyset on updated_at", f"updated[...] is documented for /{spec.path}",
+                          spec.replication_key, spec.filter_param, replication_scan=True)
     if bookmark.get(spec.replication_key) is None:
-        return CreatedKeyset("first sync: every row, by " + spec.scan_field)
+        return KeysetRead("keyset on the scan field", "first sync: every row, by " + spec.scan_field,
+                          spec.scan_field, spec.filter_param)
     if bookmark.get("scan_position") is not None:
-        return CreatedKeyset("resuming the interrupted scan")
+        return KeysetRead("keyset on the scan field", "resuming the interrupted scan", spec.scan_field,
+                          spec.filter_param)
     verdict = probe()
     days = lookback_days(spec, configured_lookback, passes_on)
-    lookback = LookbackRescan(f"the API {verdict.filter_reason} and {verdict.sort_reason} on /{spec.path}; "
-                              f"a {days}-day lookback by {spec.scan_field}", days)
+    lookback = KeysetRead("lookback rescan", f"the API {verdict.filter_reason} and {verdict.sort_reason} on "
+                          f"/{spec.path}; a {days}-day lookback by {spec.scan_field}", spec.scan_field,
+                          spec.filter_param, lookback_days=days, relies_on_pass=True)
+    since = parse_bookmark(bookmark.get(spec.replication_key))
+    assert since is not None
     if verdict.filter_honoured and verdict.sort_honoured:
-        strategy: Strategy = UpdatedKeyset(f"the API honours updated[...] and sorts on updated_at on /{spec.path}",
-                                           verdict)
-    elif verdict.sort_honoured:
-        strategy = NewestFirstWalk(f"the API ignores updated[...] but sorts on updated_at on /{spec.path}", verdict)
-    elif verdict.filter_honoured:
-        strategy = FilteredCreatedKeyset(f"the API honours updated[...] but {verdict.sort_reason} on /{spec.path}")
-    else:
-        return lookback
-    strategy.fallback = lookback
-    return strategy
+        return KeysetRead("keyset on updated_at", f"the API honours updated[...] and sorts on updated_at on "
+                          f"/{spec.path}", spec.replication_key, spec.replication_filter_param,
+                          replication_scan=True, created_since=start_date, unchanged_since=verdict.newest_updated,
+                          fallback=lookback)
+    if verdict.sort_honoured:
+        return EditWalkRead(f"the API ignores updated[...] but sorts on updated_at on /{spec.path}", since,
+                            verdict.newest_page, verdict.newest_updated, fallback=lookback)
+    if verdict.filter_honoured:
+        return KeysetRead("updated-filtered keyset on the scan field", f"the API honours updated[...] but "
+                          f"{verdict.sort_reason} on /{spec.path}", spec.scan_field, spec.filter_param,
+                          from_start_date=True,
+                          extra_params=((f"{spec.replication_filter_param}[gte]", since),),
+                          require_updated_since=since, fallback=lookback)
+    return lookback
+

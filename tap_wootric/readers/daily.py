@@ -16,39 +16,20 @@ range's start and end parameters, and where the record's fields sit in the body.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, Optional
 
 import pendulum
-from singer import metadata, metrics
-from singer.catalog import CatalogEntry
 
-from tap_wootric.api.client import WootricClient
-from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError
-from tap_wootric.output import MessageWriter
-from tap_wootric.streams import V2_API, StreamSpec
-from tap_wootric.transform import RecordTransformer
-from tap_wootric.v2api import get_v2
+from tap_wootric.stream_run import StreamRun
+from tap_wootric.streams import StreamSpec
+from tap_wootric.timeutil import parse_day
 
 LOGGER = logging.getLogger(__name__)
-
-PROGRESS_INTERVAL_SECONDS = 30.0
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def parse_day(value: Any) -> Optional[date]:
-    """The date of a `YYYY-MM-DD` bookmark, or None if it is not one."""
-    if not isinstance(value, str) or not _DAY.match(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def account_today(zone: str, now: Optional[float] = None) -> date:
@@ -109,100 +90,61 @@ def plan_days(start_day: date, bookmark: Optional[date], today: date, reread_day
 def record_of(spec: StreamSpec, body: Any, day: date) -> Dict[str, Any]:
     """One day's row: the body's fields (those under record_key, with the body's other keys beside them)
     and the day under the stream's replication key."""
+    where = f"{spec.name}: GET /{spec.path} for {day.isoformat()}"
     if not isinstance(body, dict):
-        raise ApiError(f"{spec.name}: GET /{spec.path} for {day.isoformat()} returned a {type(body).__name__}, "
-                       "not an object")
-    assert spec.replication_key is not None
-    record: Dict[str, Any] = {spec.replication_key: day.isoformat()}
-    if spec.record_key is None:
-        record.update({key: value for key, value in body.items() if key != spec.replication_key})
-        return record
-    inner = body.get(spec.record_key)
+        raise ApiError(f"{where} returned a {type(body).__name__}, not an object")
+    inner = body.get(spec.record_key) if spec.record_key is not None else None
     if inner is not None and not isinstance(inner, dict):
-        raise ApiError(f"{spec.name}: GET /{spec.path} for {day.isoformat()} has a '{spec.record_key}' that is "
-                       "not an object")
-    record.update({key: value for key, value in (inner or {}).items() if key != spec.replication_key})
-    record.update({key: value for key, value in body.items()
-                   if key not in (spec.record_key, spec.replication_key)})
+        raise ApiError(f"{where} has a '{spec.record_key}' that is not an object")
+    skip = (spec.record_key, spec.replication_key)
+    record: Dict[str, Any] = {str(spec.replication_key): day.isoformat()}
+    record.update({key: value for key, value in (inner or {}).items() if key not in skip})
+    record.update({key: value for key, value in body.items() if key not in skip})
     return record
 
 
-class DailySync:
+class DailyReader:
     """Reads any stream whose row sets `day_params`, a day at a time."""
 
-    def __init__(
-        self,
-        client: WootricClient,
-        config: TapConfig,
-        spec: StreamSpec,
-        entry: CatalogEntry,
-        state: Dict[str, Any],
-        writer: MessageWriter,
-    ):
-        assert spec.day_params is not None and spec.replication_key is not None
-        self.client = client
+    def __init__(self, run: StreamRun, config: TapConfig, today: date):
+        assert run.spec.day_params is not None and run.spec.replication_key is not None
+        self.run = run
         self.config = config
-        self.spec = spec
-        self.state = state
-        self.writer = writer
-        self.mdata = metadata.to_map(entry.metadata or [])
-        self.schema = entry.schema.to_dict()
-        self.requests = 0
+        self.today = today
 
     def _get(self, day: date) -> Any:
-        assert self.spec.day_params is not None
-        start_param, end_param = self.spec.day_params
-        params = {start_param: day.isoformat(), end_param: day.isoformat()}
-        self.requests += 1
-        if self.spec.api == V2_API:
-            return get_v2(self.client, self.spec.path, params)
-        return self.client.get(self.spec.path, params)
+        start_param, end_param = self.run.spec.day_params  # type: ignore[misc]
+        return self.run.get(params={start_param: day.isoformat(), end_param: day.isoformat()})
 
-    def _bookmark(self) -> Dict[str, Any]:
-        return self.state.setdefault("bookmarks", {}).setdefault(self.spec.name, {})
+    def run_stream(self) -> None:
+        run, key = self.run, str(self.run.spec.replication_key)
+        run.write_schema()
+        plan = self._plan()
+        bookmark = plan.bookmark
+        for day in plan.each_day():
+            run.emit([record_of(run.spec, self._get(day), day)])
+            # Only an ended day moves the bookmark: today's row changes until midnight in the account's zone.
+            if day <= plan.last_ended and (bookmark is None or day > bookmark):
+                bookmark = day
+                run.bookmark[key] = day.isoformat()
+                run.save_state()
+        if bookmark is not None:
+            run.bookmark[key] = bookmark.isoformat()
+        run.save_state()
+        run.finish(f" (one per day, bookmark {bookmark.isoformat() if bookmark is not None else 'none'})")
 
-    def run(self) -> None:
-        spec = self.spec
-        started = last_report = time.monotonic()
-        self.writer.schema(spec.name, selected_schema(self.schema, self.mdata), list(spec.key_properties),
-                           bookmark_properties=[spec.replication_key])
-        # Read without creating the bookmark: a stream the v2 API refuses leaves none behind.
-        stored = ((self.state.get("bookmarks") or {}).get(spec.name) or {}).get("date")
-        zone = self.config.account_timezone
-        plan = plan_days(first_day(self.config.start_date, zone), parse_day(stored), account_today(zone),
-                         self.config.daily_reread_days)
+    def _plan(self) -> DayPlan:
+        spec, config = self.run.spec, self.config
+        # Read without creating the bookmark: a stream that is refused leaves none behind.
+        stored = self.run.stored(str(spec.replication_key))
+        plan = plan_days(first_day(config.start_date, config.account_timezone), parse_day(stored), self.today,
+                         config.daily_reread_days)
         bookmark = plan.bookmark
         if stored is not None and bookmark is not None and bookmark.isoformat() != stored:
             LOGGER.warning("%s: bookmark %s lies after the last ended day in %s; starting from %s", spec.name,
-                           stored, self.config.account_timezone, bookmark.isoformat())
+                           stored, config.account_timezone, bookmark.isoformat())
         LOGGER.info("%s: reading %d account-local days (%s) from %s to %s, one request each%s", spec.name,
-                    plan.days, self.config.account_timezone, plan.first.isoformat(), plan.today.isoformat(),
-                    f"; re-reading up to {self.config.daily_reread_days} ended days up to the bookmark "
+                    plan.days, config.account_timezone, plan.first.isoformat(), plan.today.isoformat(),
+                    f"; re-reading up to {config.daily_reread_days} ended days up to the bookmark "
                     f"{bookmark.isoformat()}" if bookmark is not None else "")
-        transformer = RecordTransformer(spec.name, self.schema, self.mdata)
-        emitted = 0
-        with metrics.record_counter(spec.name) as counter:
-            for day in plan.each_day():
-                body = self._get(day)
-                extracted_at = datetime.now(timezone.utc)
-                emitted += self.writer.records(spec.name, [transformer.transform(record_of(spec, body, day))],
-                                               extracted_at)
-                counter.increment()
-                # Only an ended day moves the bookmark: today's row changes until midnight in the account's zone.
-                if day <= plan.last_ended and (bookmark is None or day > bookmark):
-                    bookmark = day
-                    self._bookmark()["date"] = day.isoformat()
-                    self.writer.state(self.state)
-                if time.monotonic() - last_report >= PROGRESS_INTERVAL_SECONDS:
-                    last_report = time.monotonic()
-                    LOGGER.info("%s: %d of %d days read, %.0f s", spec.name, emitted, plan.days,
-                                last_report - started)
-        if bookmark is not None:
-            self._bookmark()["date"] = bookmark.isoformat()
-        self.writer.state(self.state)
-        LOGGER.info("%s: done: %d records emitted (one per day), %d requests, bookmark %s, %.1f s", spec.name,
-                    emitted, self.requests, bookmark.isoformat() if bookmark is not None else "none",
-                    time.monotonic() - started)
-        summary = transformer.summary()
-        if summary:
-            LOGGER.warning("%s: %s", spec.name, summary)
+        return plan
