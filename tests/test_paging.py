@@ -5,31 +5,11 @@ import math
 import random
 
 import pytest
+from model_api import ModelApi, burst, spread
 
 from tap_wootric.incremental.paging import MAX_PAGE, MAX_PER_PAGE, KeysetScanner, plan_overlapping_page
 
 LOGGER = logging.getLogger("test-paging")
-
-
-class ModelApi:
-    """Rows with sub-second times; filters compare stored times, output is per whole second."""
-
-    def __init__(self, rows, before_request=None):
-        self.rows = dict(rows)  # id -> stored time (float seconds)
-        self.calls = []
-        self.before_request = before_request
-
-    def fetch(self, query):
-        assert 1 <= query.page <= MAX_PAGE and 1 <= query.per_page <= MAX_PER_PAGE
-        if self.before_request:
-            self.before_request(self)
-        self.calls.append(query)
-        selected = sorted(
-            ((t, i) for i, t in self.rows.items() if t >= query.gte and (query.lt is None or t < query.lt)),
-            reverse=query.descending,
-        )
-        window = selected[(query.page - 1) * query.per_page: query.page * query.per_page]
-        return [{"id": i, "t": t} for t, i in window]
 
 
 class ScanResult:
@@ -48,16 +28,6 @@ def scan(api, start=0, upper=None, caplog=None):
         emitted.extend(row["id"] for row in batch.records)
         checkpoints.append((len(emitted), batch.checkpoint))
     return emitted, checkpoints, ScanResult(api, scanner, shortfalls)
-
-
-def spread(count, low, high, seed=1, first_id=0):
-    rnd = random.Random(seed)
-    return {first_id + i: rnd.uniform(low, high) for i in range(count)}
-
-
-def burst(count, second, first_id, seed=2):
-    rnd = random.Random(seed)
-    return {first_id + i: second + rnd.random() for i in range(count)}
 
 
 def test_planned_pages_overlap_what_was_read_and_advance_past_it():
