@@ -24,6 +24,7 @@ class TapConfig:
     user_agent: str
     request_timeout: float
     lookback_days: int
+    commit_margin_seconds: int = SETTING["commit_margin_seconds"].default
     reconcile_runs: int = SETTING["reconcile_runs"].default
     client_id: Optional[str] = None
     client_secret: Optional[str] = None
@@ -162,7 +163,8 @@ def load_config(raw: Mapping[str, Any]) -> TapConfig:
     if not start_date_text:
         raise ConfigError("config is missing start_date (for example \"2024-01-01T00:00:00Z\")")
     numbers = {name: _number(raw, SETTING[name])
-               for name in ("request_timeout", "lookback_days", "reconcile_runs", "daily_reread_days")}
+               for name in ("request_timeout", "lookback_days", "reconcile_runs", "daily_reread_days",
+                            "commit_margin_seconds")}
     return TapConfig(
         start_date=parse_start_date(start_date_text),
         **_urls(raw),

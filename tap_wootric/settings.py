@@ -54,6 +54,14 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("user_agent", "string", "User-Agent header sent with every request.", default=f"tap-wootric/{VERSION}"),
     Setting("request_timeout", "integer", "Seconds to wait for an answer before retrying.", default=300,
             minimum=0.001, zero_is_default=True, whole=False),
+    # A row saved with updated_at t may become visible only when its transaction commits, a moment later;
+    # and the API's clock is known only to the second from its Date header. No bookmark passes the API's
+    # now minus this margin, so the next run reads the margin again. Two minutes outlast a web request's
+    # transaction with room to spare, and cost no request: the newest two minutes of changes wait for
+    # the next run (the newest-first edit walk sends them in both runs).
+    Setting("commit_margin_seconds", "integer", "No bookmark passes the API's clock minus this many seconds, so "
+            "rows saved just before a run but committed (made visible) just after it are read by the next run.",
+            default=120, minimum=0),
     Setting("lookback_days", "integer", "Days of responses to rescan for edits where the API can neither filter "
             "nor sort them on updated_at.", default=30, minimum=0),
     # Each run reads about a tenth of every incremental stream for the reconciliation pass.

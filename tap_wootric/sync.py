@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Dict, List, Tuple
@@ -34,7 +33,7 @@ class SyncBounds:
     """What every reader of one sync shares: the config and the moments that bound the sync."""
 
     config: TapConfig
-    # No bookmark may pass the moment this sync started.
+    # No bookmark may pass this moment: the API's time when the sync started, less the commit margin.
     signpost: int
     # The day in progress in the account's time zone.
     today: date
@@ -111,8 +110,9 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     if not streams:
         LOGGER.warning("No stream is selected in the catalog; nothing to sync")
         return state
-    now = time.time()
-    bounds = SyncBounds(config, int(now), account_today(config.account_timezone, now))
+    # The API's clock bounds the sync, less the margin for rows committed after they were stamped.
+    now = client.clock.now()
+    bounds = SyncBounds(config, int(now) - config.commit_margin_seconds, account_today(config.account_timezone, now))
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
     if config.start_date.timestamp() > bounds.signpost:
         LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "

@@ -17,6 +17,7 @@ import requests
 from singer import metrics
 
 from tap_wootric.api.apis import Api
+from tap_wootric.api.clock import ApiClock, parse_http_date
 from tap_wootric.cancel import Cancellation
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError, AuthError, NetworkError, Refused, TapWootricError
@@ -94,6 +95,18 @@ def _listed_errors(errors: Any) -> str:
     return "; ".join(str(err["message"]) for err in errors if isinstance(err, dict) and err.get("message"))
 
 
+def _retry_after(value: Optional[str], clock: ApiClock) -> Optional[float]:
+    """Retry-After as seconds to wait: a number of seconds, or an HTTP-date on the API's clock (RFC 9110)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    moment = parse_http_date(value)
+    return None if moment is None else max(0.0, clock.until(moment))
+
+
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
@@ -128,6 +141,7 @@ class WootricClient:
         self.session.trust_env = False
         self._environment_settings: Dict[str, Dict[str, Any]] = {}
         self._clock = clock
+        self.clock = ApiClock(clock)
         self._max_tries = max_tries
         self._time_scale = time_scale
         self._sleep = sleep
@@ -213,21 +227,27 @@ class WootricClient:
         except TRANSIENT_REQUEST_ERRORS as exc:
             failure = self._network_failure(self.config.oauth_url, exc)
             raise RetryableError(str(failure), final=failure) from None
-
-        if response.status_code == 429:
-            raise RateLimited(self._rate_limit_wait(response))
-        if response.status_code >= 500 or response.status_code == 408:
-            raise RetryableError(f"OAuth token request answered {response.status_code}")
+        self.clock.observe(response.headers.get("Date"))
         if response.status_code != 200:
-            if form["grant_type"] == "refresh_token":
-                # A rotated-away or revoked refresh token: start over with the password grant.
-                LOGGER.info("Refresh token refused (%s); requesting a new token", response.status_code)
-                self._refresh_token = None
-                return self._fetch_token_once()
-            raise AuthError(
-                f"Wootric refused the credentials ({form['grant_type']} grant) at "
-                f"{self.config.oauth_url}: HTTP {response.status_code} {api_error_message(response)}"
-            )
+            return self._token_refused(response, form["grant_type"])
+        self._take_token(response, form["grant_type"])
+        return None
+
+    def _token_refused(self, response: requests.Response, grant_type: str) -> None:
+        status = response.status_code
+        if status == 429:
+            raise RateLimited(self._rate_limit_wait(response))
+        if status >= 500 or status == 408:
+            raise RetryableError(f"OAuth token request answered {status}")
+        if grant_type == "refresh_token":
+            # A rotated-away or revoked refresh token: start over with the password grant.
+            LOGGER.info("Refresh token refused (%s); requesting a new token", status)
+            self._refresh_token = None
+            return self._fetch_token_once()
+        raise AuthError(f"Wootric refused the credentials ({grant_type} grant) at {self.config.oauth_url}: "
+                        f"HTTP {status} {api_error_message(response)}")
+
+    def _take_token(self, response: requests.Response, grant_type: str) -> None:
         try:
             body = response.json()
             token = body["access_token"]
@@ -238,8 +258,7 @@ class WootricClient:
         self._refresh_token = body.get("refresh_token") or None
         margin = min(TOKEN_REFRESH_MARGIN_SECONDS, expires_in / 10)
         self._token_expires_at = self._clock() + expires_in - margin
-        LOGGER.info("Authenticated with Wootric (%s grant); token valid for %d s", form["grant_type"], expires_in)
-        return None
+        LOGGER.info("Authenticated with Wootric (%s grant); token valid for %d s", grant_type, expires_in)
 
     def _ensure_token(self) -> str:
         if not self._access_token or self._clock() >= self._token_expires_at:
@@ -289,6 +308,7 @@ class WootricClient:
             raise RetryableError(f"{failure}", final=failure) from None
 
         status = response.status_code
+        self.clock.observe(response.headers.get("Date"))
         self._log_request_metric(path, started, status)
         LOGGER.info("%s -> %d (%.2f s)", api.describe(path, params), status, time.monotonic() - started)
         if status == 200:
@@ -325,24 +345,20 @@ class WootricClient:
                                           time.monotonic() - started, tags))
 
     def _rate_limit_wait(self, response: requests.Response) -> float:
-        retry_after = response.headers.get("Retry-After")
-        if retry_after:
-            try:
-                return max(0.0, float(retry_after))
-            except ValueError:
-                pass
-        reset = response.headers.get("X-Rate-Limit-Reset")
-        if reset:
-            try:
-                # The reset value is an epoch second, not a duration; the extra second
-                # covers its truncation and a client clock a little ahead of the server's.
-                until_reset = float(reset) - self._clock()
-            except ValueError:
-                until_reset = None
-            # A reset already in the past by this machine's clock means the clocks disagree;
-            # then the reset says nothing, and the default wait applies.
-            if until_reset is not None and until_reset > 0:
-                return until_reset + RESET_MARGIN_SECONDS * self._time_scale
+        """How long a 429 (or a spent budget) asks the tap to wait: Retry-After, in seconds or as an
+        HTTP-date; else until X-Rate-Limit-Reset (an epoch second); else the default. Dates are on the
+        API's clock."""
+        wait = _retry_after(response.headers.get("Retry-After"), self.clock)
+        if wait is not None:
+            return wait
+        try:
+            # The reset value is an epoch second, not a duration; the extra second covers its truncation.
+            until_reset = self.clock.until(float(response.headers.get("X-Rate-Limit-Reset") or "nan"))
+        except ValueError:
+            until_reset = float("nan")
+        # A reset in the past (or none) says nothing: then the default wait applies.
+        if until_reset > 0:
+            return until_reset + RESET_MARGIN_SECONDS * self._time_scale
         return DEFAULT_RATE_LIMIT_WAIT_SECONDS * self._time_scale
 
     def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
