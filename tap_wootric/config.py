@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
@@ -13,6 +15,10 @@ import pendulum
 from tap_wootric.errors import ConfigError
 from tap_wootric.settings import REGIONS, SETTING, Setting
 from tap_wootric.timeutil import parse_start_date
+
+LOGGER = logging.getLogger(__name__)
+# "...Z", "...+02:00", "...-0800": a time with an offset. A date alone, or a time without one, is UTC.
+_HAS_OFFSET = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,12 @@ def load_config(raw: Mapping[str, Any]) -> TapConfig:
     numbers = {name: _number(raw, SETTING[name])
                for name in ("request_timeout", "lookback_days", "reconcile_runs", "daily_reread_days",
                             "commit_margin_seconds")}
+    start_date = parse_start_date(start_date_text)
+    if isinstance(start_date_text, str) and not _HAS_OFFSET.search(start_date_text.strip()):
+        LOGGER.info("start_date %r names no UTC offset, so it is taken in UTC: %s", start_date_text,
+                    start_date.strftime("%Y-%m-%dT%H:%M:%SZ"))
     return TapConfig(
-        start_date=parse_start_date(start_date_text),
+        start_date=start_date,
         **_urls(raw),
         user_agent=_text(raw, "user_agent") or SETTING["user_agent"].default,
         **numbers,

@@ -46,6 +46,16 @@ READERS: Dict[str, Callable[[StreamRun, SyncBounds], Any]] = {
 }
 
 
+def sync_bounds(client: WootricClient, config: TapConfig) -> SyncBounds:
+    """The API's clock bounds the sync, less the margin for rows committed after they were stamped."""
+    now = client.clock.now()
+    bounds = SyncBounds(config, int(now) - config.commit_margin_seconds, account_today(config.account_timezone, now))
+    if config.start_date.timestamp() > bounds.signpost:
+        LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "
+                       "until then", format_epoch(int(config.start_date.timestamp())))
+    return bounds
+
+
 def abandon_deselected_passes(state: Dict[str, Any], selected: set) -> bool:
     """A pass whose stream sat out a run cannot prove what that run would have read: start it over."""
     changed = False
@@ -84,15 +94,19 @@ class Skips:
         else:
             bookmarks[spec.name] = saved
         if spec.api.shared:
-            self.refused_apis[spec.api.name] = str(exc)
-            names = [other.name for other in self.streams if other.api == spec.api]
-            LOGGER.warning("%s skipped: %s refused this account (%s); skipped: %s", spec.api.group,
-                           spec.api.title, exc, ", ".join(names))
-            self.skipped += [(name, f"{spec.api.title} refused this account: {exc}") for name in names
-                             if name not in {skipped for skipped, _ in self.skipped}]
+            self._skip_api(spec, exc)
         else:
             LOGGER.warning("%s skipped: the account has no such feature (%s)", spec.name, exc)
             self.skipped.append((spec.name, str(exc)))
+
+    def _skip_api(self, spec: StreamSpec, exc: Refused) -> None:
+        """Every stream of a shared API goes with it: the ones read already this run were not refused."""
+        self.refused_apis[spec.api.name] = str(exc)
+        names = [other.name for other in self.streams if other.api == spec.api]
+        LOGGER.warning("%s skipped: %s refused this account (%s); skipped: %s", spec.api.group, spec.api.title,
+                       exc, ", ".join(names))
+        self.skipped += [(name, f"{spec.api.title} refused this account: {exc}") for name in names
+                         if name not in {skipped for skipped, _ in self.skipped}]
 
     def summary(self, synced: int) -> None:
         if self.skipped:
@@ -110,13 +124,8 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     if not streams:
         LOGGER.warning("No stream is selected in the catalog; nothing to sync")
         return state
-    # The API's clock bounds the sync, less the margin for rows committed after they were stamped.
-    now = client.clock.now()
-    bounds = SyncBounds(config, int(now) - config.commit_margin_seconds, account_today(config.account_timezone, now))
+    bounds = sync_bounds(client, config)
     LOGGER.info("Syncing %s", ", ".join(spec.name for spec, _ in streams))
-    if config.start_date.timestamp() > bounds.signpost:
-        LOGGER.warning("start_date %s lies in the future: incremental streams emit nothing older, so nothing "
-                       "until then", format_epoch(int(config.start_date.timestamp())))
     if abandon_deselected_passes(state, {spec.name for spec, _ in streams}):
         writer.state(state)
     skips = Skips(streams)

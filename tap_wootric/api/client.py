@@ -321,14 +321,19 @@ class WootricClient:
             LOGGER.info("%s answered 401; fetching a new token and retrying once", api.describe(path))
             self._access_token = None
             return self._get_once(api, path, params, _reauthenticated=True)
+        raise self._failure(api, path, params, response)
+
+    def _failure(self, api: Api, path: str, params: Dict[str, Any], response: requests.Response) -> Exception:
+        """What an answer other than 200 means: wait, retry, a refusal, or an error to report."""
+        status = response.status_code
         if status == 429:
-            raise RateLimited(self._rate_limit_wait(response))
+            return RateLimited(self._rate_limit_wait(response))
         if status >= 500 or status == 408:
-            raise RetryableError(f"HTTP {status} {api_error_message(response)}".rstrip())
+            return RetryableError(f"HTTP {status} {api_error_message(response)}".rstrip())
         message = f"{api.describe(path, params)} failed with HTTP {status}: {api_error_message(response)}"
         if api.refuses(status):
-            raise Refused(message, status, api)
-        raise ApiError(message, status=status)
+            return Refused(message, status, api)
+        return ApiError(message, status=status)
 
     @staticmethod
     def _log_request_metric(path: str, started: float, status: Optional[int]) -> None:

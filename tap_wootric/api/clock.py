@@ -49,8 +49,9 @@ class ApiClock:
         stamped = parse_http_date(date_header)
         if stamped is None:
             return
-        # The header is the API's time cut to the second: on average half a second before the answer.
-        offset = stamped + 0.5 - self._local()
+        # The header is the API's time cut to the second, so this errs up to a second (and the latency) on
+        # the early side: a bound set by it is never later than the API's now, and re-reads, never skips.
+        offset = stamped - self._local()
         first = self.offset is None
         self.offset = offset
         if first:

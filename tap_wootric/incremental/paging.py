@@ -131,38 +131,45 @@ class OffsetWalk:
             start = (page_number - 1) * per_page
             page = self._fetch_page(page_number, per_page)
             if start > 0 and (not page or self._id_of(page[0]) not in self.known):
-                self.backups += 1
-                if self.backups > self._max_backups:
-                    self._logger.warning("%s keep moving between requests; the walk stops at offset %d and "
-                                         "some rows may not have been reached", self._label, offset)
-                    self.end = WalkEnd.GAVE_UP
+                if not self._back_up(offset):
                     return
-                self._logger.info("%s moved while being paged; backing up", self._label)
                 offset = max(0, start - MAX_PER_PAGE)
                 continue
-            new_rows = []
-            stopped = False
-            for index, row in enumerate(page):
-                if self._stop is not None and self._stop(row):
-                    # Every row before the first that passes the stop test belongs to the listing's head.
-                    self.count = start + index
-                    stopped = True
-                    break
-                row_id = self._id_of(row)
-                if row_id not in self.known:
-                    self.known.add(row_id)
-                    new_rows.append(row)
+            new_rows, stopped_at = self._take(page)
             if new_rows:
                 yield new_rows
             offset = self.offset = start + len(page)
-            if stopped:
-                self.end = WalkEnd.STOPPED
+            if stopped_at is not None:
+                # Every row before the first that passes the stop test belongs to the listing's head.
+                self.count, self.end = start + stopped_at, WalkEnd.STOPPED
                 return
             if len(page) < per_page:
-                self.count = start + len(page)
-                self.end = WalkEnd.EXHAUSTED
+                self.count, self.end = start + len(page), WalkEnd.EXHAUSTED
                 return
         self.end = WalkEnd.CEILING
+
+    def _back_up(self, offset: int) -> bool:
+        """Rows moved under the walk: back up a page, unless it has done so too often (then it ends)."""
+        self.backups += 1
+        if self.backups > self._max_backups:
+            self._logger.warning("%s keep moving between requests; the walk stops at offset %d and "
+                                 "some rows may not have been reached", self._label, offset)
+            self.end = WalkEnd.GAVE_UP
+            return False
+        self._logger.info("%s moved while being paged; backing up", self._label)
+        return True
+
+    def _take(self, page: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Optional[int]]:
+        """The page's rows not read before, up to the first row the stop test accepts (and its index)."""
+        new_rows = []
+        for index, row in enumerate(page):
+            if self._stop is not None and self._stop(row):
+                return new_rows, index
+            row_id = self._id_of(row)
+            if row_id not in self.known:
+                self.known.add(row_id)
+                new_rows.append(row)
+        return new_rows, None
 
 
 class KeysetScanner:
@@ -213,10 +220,7 @@ class KeysetScanner:
         emitted_at_cursor: Set[Any] = set()
         while True:
             page = self._fetch(PageQuery(gte=cursor, lt=upper))
-            fresh = [
-                row for second, row in page
-                if not (second == cursor and self._id_of(row) in emitted_at_cursor)
-            ]
+            fresh = [row for second, row in page if not (second == cursor and self._id_of(row) in emitted_at_cursor)]
             if len(page) < MAX_PER_PAGE:
                 yield Batch(fresh, None)
                 return
@@ -225,8 +229,7 @@ class KeysetScanner:
                 yield Batch(fresh, cursor)
                 emitted_at_cursor.update(self._id_of(row) for row in fresh)
                 yield from self._walk_dense_second(cursor, [row for _, row in page], emitted_at_cursor)
-                cursor += 1
-                emitted_at_cursor = set()
+                cursor, emitted_at_cursor = cursor + 1, set()
                 continue
             cursor = last_second
             emitted_at_cursor = {self._id_of(row) for second, row in page if second == last_second}
@@ -313,20 +316,23 @@ class KeysetScanner:
             if count is not None and len(emitted) >= count:
                 break
             descending, alternative = orders[round_number % len(orders)]
-            fetch_page = self._dense_page(second, descending, alternative)
-            for page_number in range(1, MAX_PAGE + 1):
-                rows = fetch_page(page_number, MAX_PER_PAGE)
-                fresh = self._take_new(rows, emitted)
-                if fresh:
-                    yield Batch(fresh, second)
-                if len(rows) < MAX_PER_PAGE:
-                    count = (page_number - 1) * MAX_PER_PAGE + len(rows)
-                    break
-                if count is not None and len(emitted) >= count:
-                    break
-            else:
-                count = None
+            count = yield from self._reread(self._dense_page(second, descending, alternative), second, emitted, count)
         return count
+
+    def _reread(self, fetch_page: Callable[[int, int], List[Dict[str, Any]]], second: int, emitted: Set[Any],
+                count: Optional[int]):
+        """One re-read of a second in one order; returns the count its short page proves (None past 1,500,
+        the count it was given when it stopped because every row was out)."""
+        for page_number in range(1, MAX_PAGE + 1):
+            rows = fetch_page(page_number, MAX_PER_PAGE)
+            fresh = self._take_new(rows, emitted)
+            if fresh:
+                yield Batch(fresh, second)
+            if len(rows) < MAX_PER_PAGE:
+                return (page_number - 1) * MAX_PER_PAGE + len(rows)
+            if count is not None and len(emitted) >= count:
+                return count
+        return None
 
     def _take_new(self, rows: List[Dict[str, Any]], emitted: Set[Any]) -> List[Dict[str, Any]]:
         fresh = []

@@ -43,17 +43,23 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
     final_bookmark = max(signpost, start_date)
     if replication_scan or not spec.probes_edits:
         return ScanPlan(updated_at if updated_at is not None else start_date, upper, None, final_bookmark, False)
-    position = parse_bookmark(bookmark.get(SCAN_POSITION))
-    scan_signpost = parse_bookmark(bookmark.get(SCAN_SIGNPOST))
-    if position is not None and scan_signpost is not None:
-        # Finish the interrupted scan, and bookmark the interrupted run's start: rows
-        # behind the position were read after that moment, not after this run's start.
-        return ScanPlan(max(position, start_date), upper, updated_at,
-                        max(min(scan_signpost, signpost), start_date), True)
+    resumed = _resumed(bookmark, start_date, upper, updated_at, signpost)
+    if resumed is not None:
+        return resumed
     if updated_at is None:
         return ScanPlan(start_date, upper, None, final_bookmark, False)
     if from_start_date:
         return ScanPlan(start_date, upper, updated_at, final_bookmark, False)
     days = config.lookback_days if lookback_days is None else lookback_days
-    lookback_start = updated_at - days * SECONDS_PER_DAY
-    return ScanPlan(max(start_date, lookback_start), upper, updated_at, final_bookmark, False)
+    return ScanPlan(max(start_date, updated_at - days * SECONDS_PER_DAY), upper, updated_at, final_bookmark, False)
+
+
+def _resumed(bookmark: Dict[str, Any], start_date: int, upper: int, updated_at: Optional[int],
+             signpost: int) -> Optional[ScanPlan]:
+    """Finish an interrupted scan, and bookmark the interrupted run's start: rows behind the position
+    were read after that moment, not after this run's start."""
+    position = parse_bookmark(bookmark.get(SCAN_POSITION))
+    scan_signpost = parse_bookmark(bookmark.get(SCAN_SIGNPOST))
+    if position is None or scan_signpost is None:
+        return None
+    return ScanPlan(max(position, start_date), upper, updated_at, max(min(scan_signpost, signpost), start_date), True)

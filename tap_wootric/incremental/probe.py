@@ -58,14 +58,19 @@ def probe(
     newest = get_rows({"page": 1, "per_page": MAX_PER_PAGE, "sort_key": updated_field, "sort_order": "desc",
                        f"{updated_param}[lt]": signpost + 1})
     updated = [updated_second_of(row) for row in newest]
-    created = [created_second_of(row) for row in newest]
-    if any(later > earlier for earlier, later in zip(updated, updated[1:])):
+    if _out_of_order(updated):
         return Verdict(filter_honoured, False, "does not sort on updated_at", newest)
     # An API ignoring sort_key would send creation order, whose first row is the newest-created row,
     # which the first request returned when the filter was ignored.
+    created = [created_second_of(row) for row in newest]
     above_newest_created = bool(future and newest and id_of(newest[0]) != id_of(future[0])
                                 and created[0] < created_second_of(future[0]))
-    if not above_newest_created and all(later <= earlier for earlier, later in zip(created, created[1:])):
+    if not above_newest_created and not _out_of_order(created):
         return Verdict(filter_honoured, False, "gives no proof that it sorts on updated_at (its newest-updated "
                        "rows are also in creation order)", newest)
     return Verdict(filter_honoured, True, "sorts on updated_at", newest, updated[0])
+
+
+def _out_of_order(newest_first: List[int]) -> bool:
+    """Whether a list meant to run newest first has a later value after an earlier one."""
+    return any(later > earlier for earlier, later in zip(newest_first, newest_first[1:]))
