@@ -165,7 +165,7 @@ def select(catalog: Dict[str, Any], streams: Dict[str, Optional[List[str]]]) -> 
 # -- the tap's stderr ------------------------------------------------------------------------------------------
 
 LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
-METRIC = re.compile(r"^INFO METRIC: (\{.*\})$")
+METRIC = re.compile(r"^[A-Z]+ METRIC: (\{.*\})$")
 
 
 def log_lines(stderr: str, level: str = "WARNING", containing: str = "") -> List[str]:
@@ -185,6 +185,33 @@ def record_counts(stderr: str) -> Dict[str, int]:
     for point in metrics(stderr, "record_count"):
         totals[point["tags"]["endpoint"]] += point["value"]
     return dict(totals)
+
+
+def read_strategies(requests: List[Dict[str, Any]]) -> List[str]:
+    """The read strategies a run's list requests of one stream show, in order, named as the tap's log names them:
+    the structured signal behind its "read strategy" INFO line (a fallback shows two). Pages of 50 only: the probes'
+    one-row request does not count, and their newest-first page is also the walk's first page, so a walk is what
+    is left when nothing else was read."""
+    kinds: List[str] = []
+    walked = False
+    for params in (r["params"] for r in requests if r["params"].get("per_page") == "50"):
+        order, filtered = (params.get("sort_key"), params.get("sort_order")), "updated[gte]" in params
+        if order == ("updated_at", "desc"):
+            walked = True
+            continue
+        kind = {(("updated_at", "asc"), True): "keyset on updated_at",
+                (("created_at", "asc"), True): "updated-filtered keyset on the scan field",
+                (("created_at", "asc"), False): "lookback rescan"}.get((order, filtered), f"unknown {params}")
+        if not kinds or kinds[-1] != kind:
+            kinds.append(kind)
+    return kinds or (["newest-first edit walk"] if walked else [])
+
+
+def lookback_days(requests: List[Dict[str, Any]]) -> int:
+    """How many days back the first lookback-rescan page of these requests reaches (its created range)."""
+    params = next(r["params"] for r in requests if r["params"].get("per_page") == "50"
+                  and r["params"].get("sort_order") == "asc" and "updated[gte]" not in r["params"])
+    return round((int(params["created[lt]"]) - int(params["created[gte]"])) / 86400)
 
 
 # -- fakes -------------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 import requests
-from conftest import NOW, TapRunner, select
-from fake_wootric import FakeWootric
+from fake import FakeWootric
+from helpers import NOW, TapRunner, checker, select
 
 from tap_wootric.api.client import WootricClient
 from tap_wootric.config import load_config
@@ -198,10 +198,6 @@ def midnight(fake, day):
 
 def catalog_of(tap, fake, streams, **config):
     return select(tap.discover(fake.config(**config)), {name: None for name in streams})
-
-
-def checker():
-    return jsonschema.FormatChecker()
 
 
 def rows(run, stream):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import STREAMS, seed
+from helpers import STREAMS, seed
 
 
 def records_match_source(run, fake, streams=STREAMS):
@@ -19,7 +19,7 @@ def api_requests(fake):
 
 
 def retry_warnings(run):
-    return [line for line in run.stderr.splitlines() if line.startswith("WARNING") and "; retry " in line]
+    return run.log("WARNING", containing="; retry ")
 
 
 def gap_after(fake, status):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import tools
 import yaml
-from conftest import STREAMS, TAP, seed
+from helpers import STREAMS, TAP, readme_block, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "meltano" / "meltano.yml"
@@ -131,15 +131,11 @@ def test_about_and_version(tap):
     assert version.stdout.strip() == f"tap-wootric {info['version']}"
 
 
-def test_settings_come_from_the_environment(fake, tap):
+def test_settings_come_from_the_environment(fake, tap, monkeypatch):
     seed(fake, (5, 5, 5))
     config = fake.config()
-    secret = config.pop("client_secret")
-    os.environ["TAP_WOOTRIC_CLIENT_SECRET"] = secret
-    try:
-        run = tap.run(config)
-    finally:
-        del os.environ["TAP_WOOTRIC_CLIENT_SECRET"]
+    monkeypatch.setenv("TAP_WOOTRIC_CLIENT_SECRET", config.pop("client_secret"))
+    run = tap.run(config)
     assert run.returncode == 0, run.stderr
     assert len(run.records()) == 15
 
@@ -243,12 +239,6 @@ def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, proje
     # No plain e-mail address anywhere in PostgreSQL: every row of every table, read as text.
     for stream in STREAMS:
         assert q(f"SELECT count(*) FROM wootric.{stream} AS t WHERE t::text ~ '{EMAIL}'") == [["0"]], stream
-
-
-def readme_block(heading: str, language: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(heading):]
-    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
 
 
 def test_readme_recipe_is_the_example_projects_mapper():
