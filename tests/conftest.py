@@ -60,11 +60,12 @@ def tap(tmp_path, request):
     made (the ``fake`` fixture's included)."""
     assert TAP, "the tap-wootric command is not installed in this environment"
     runner = TapRunner(tmp_path)
+    # Taken now, so that make_fake is torn down after this fixture whatever the order of the test's arguments.
+    made = request.getfixturevalue("make_fake").made if "make_fake" in request.fixturenames else []
     yield runner
-    if "make_fake" in request.fixturenames:
-        for server in request.getfixturevalue("make_fake").made:
-            leaked = leaked_secrets(runner.outputs, secrets_of(server))
-            assert not leaked, f"{len(leaked)} secret(s) appeared in the tap's output"
+    for server in made:
+        leaked = leaked_secrets(runner.outputs, secrets_of(server))
+        assert not leaked, f"{len(leaked)} secret(s) appeared in the tap's output"
 
 
 @pytest.fixture(scope="session")

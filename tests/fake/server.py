@@ -66,7 +66,8 @@ def api_of(path: str) -> tuple[str, list[str]] | None:
 
 
 class FakeWootric(World, Faults):
-    """The fake API: its data (World), its behaviour hooks (Faults) and its HTTP server."""
+    """The fake API: its data (World), its behaviour hooks (Faults) and its HTTP server. Every option and hook
+    is described in the package's docstring (tests/fake/__init__.py)."""
 
     def __init__(self, *, seed: int = 1, client_id: str = "fake-client-id", client_secret: str = "fake-client-secret",
                  username: str = "demo@example.com", password: str = "fake-password", token_ttl: int = 7200,
