@@ -15,6 +15,8 @@ import pytest
 from fake import FakeWootric
 from helpers import NOW, STREAMS, TapRunner, fill, parse_messages
 
+pytestmark = pytest.mark.slow  # Dozens of killed and resumed syncs.
+
 # Fixed instants, so that every scenario's fake holds the very same data.
 DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DATA_START = DATA_END - timedelta(days=3 * 365)

@@ -385,6 +385,7 @@ def test_an_account_the_v2_api_refuses_skips_the_email_streams_with_one_warning(
     assert "email_stats" not in run.final_state["bookmarks"]
 
 
+@pytest.mark.slow
 def test_two_years_of_history_cost_one_request_a_day_then_eight_a_run(fake, tap):
     """The README's cost figures: a start_date 2 years back, then a run the next time."""
     today = local_today()

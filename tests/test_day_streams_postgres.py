@@ -9,8 +9,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import tools
 from helpers import NOW, last_state, pipe, readme_block, select
+
+pytestmark = pytest.mark.slow  # meltanolabs-target-postgres on PostgreSQL.
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "tap_wootric" / "schemas"

@@ -17,6 +17,7 @@ from tap_wootric.incremental.reconcile import ReconcilePass
 RUNS = 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hard_delete", [True, False])
 def test_rows_deleted_at_the_source_leave_postgres_within_reconcile_runs(fake, tap, tmp_path, postgres, hard_delete):
     seed(fake, (150, 400, 120))
@@ -56,6 +57,7 @@ def test_rows_deleted_at_the_source_leave_postgres_within_reconcile_runs(fake, t
     assert q(f"SELECT count(*) FROM wootric.responses WHERE id = {created}") == [["1"]]
 
 
+@pytest.mark.slow
 def test_each_pass_sends_one_activate_version_with_a_higher_version(tap, make_fake):
     fake = make_fake(seed=31)
     fake.generate("end_users", 300, YEARS_AGO, NOW - timedelta(days=1))
@@ -75,6 +77,7 @@ def test_each_pass_sends_one_activate_version_with_a_higher_version(tap, make_fa
     assert all(len(run.records("end_users")) <= 100 + 1 for run in runs[1:])
 
 
+@pytest.mark.slow
 def test_a_pass_that_cannot_reach_every_row_sends_no_activate_version(tap, make_fake):
     fake = make_fake(seed=32)
     fake.generate("declines", 40, YEARS_AGO, NOW - timedelta(days=2))
@@ -90,6 +93,7 @@ def test_a_pass_that_cannot_reach_every_row_sends_no_activate_version(tap, make_
     assert "no ACTIVATE_VERSION is sent" in second.stderr
 
 
+@pytest.mark.slow
 def test_a_stream_deselected_mid_pass_starts_its_pass_over(tap, make_fake):
     fake = make_fake(seed=33)
     seed(fake, (200, 200, 50))
@@ -136,6 +140,7 @@ def test_a_new_pass_gets_a_higher_version_than_the_last_one():
     assert fresh.version > 10**15 and fresh.estimate == 500 and fresh.runs == 0 and fresh.shortfall is None
 
 
+@pytest.mark.slow
 def test_a_kill_mid_pass_then_a_resume_keeps_the_version_and_converges(tap, make_fake):
     fake = make_fake(seed=34)
     fake.generate("end_users", 600, YEARS_AGO, NOW - timedelta(days=1))
@@ -175,6 +180,7 @@ def test_a_kill_mid_pass_then_a_resume_keeps_the_version_and_converges(tap, make
     assert fake.ids("end_users") <= stamped and gone not in stamped
 
 
+@pytest.mark.slow
 def test_a_walk_that_cannot_reach_every_edit_sends_no_activate_version(tap, make_fake):
     """1,400 rows created in one second and edited in one second, in a new order on every request:
     no created range can narrow them, so the newest-first walk cannot prove it read them all."""

@@ -177,6 +177,7 @@ def test_start_date_limits_what_is_replicated(fake, tap):
         assert set(result.ids(stream)) == expected
 
 
+@pytest.mark.slow
 def test_more_than_1500_records_in_one_narrow_window(fake, tap):
     window_start = NOW - timedelta(days=10)
     fake.generate("responses", 2000, window_start, window_start + timedelta(minutes=20))
@@ -199,6 +200,7 @@ def test_200_records_in_one_second(fake, tap, stream, field):
     assert sorted(set(result.ids(stream))) == sorted(r["id"] for r in fake.records(stream))
 
 
+@pytest.mark.slow
 def test_1600_records_in_one_second_are_reached_with_a_warning(fake, tap):
     second = int((NOW - timedelta(days=3)).timestamp())
     fake.generate("end_users", 100, YEARS_AGO, NOW - timedelta(days=1))
@@ -210,6 +212,7 @@ def test_1600_records_in_one_second_are_reached_with_a_warning(fake, tap):
     assert result.log("WARNING", containing="1600 records share one second"), result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_more_than_3000_in_one_second_warns_and_terminates(fake, tap):
     second = int((NOW - timedelta(days=3)).timestamp())
     fake.add_burst("declines", second, 3100)
@@ -298,6 +301,7 @@ def test_bookmarks_never_pass_the_start_of_the_sync(fake, tap):
     assert started <= datetime.strptime(final, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) <= finished
 
 
+@pytest.mark.slow
 def test_token_expiring_mid_sync_is_renewed(fake, tap):
     seed(fake, (150, 150, 150))
     fake.token_ttl = 1

@@ -65,6 +65,7 @@ def test_cxi_streams_are_emitted_in_full(fake, tap):
         assert types[0] == types[-1] == "ACTIVATE_VERSION", stream
 
 
+@pytest.mark.slow
 def test_4000_cxi_responses_are_all_reached_through_both_orders_and_imports(fake, tap):
     fake.generate_cxi(responses=4000, imports=8, from_wootric=0.0)
     run = tap.run(fake.config(), catalog=cxi_catalog(tap, fake))
@@ -76,6 +77,7 @@ def test_4000_cxi_responses_are_all_reached_through_both_orders_and_imports(fake
     assert 0 < len(import_reads) <= 8
 
 
+@pytest.mark.slow
 def test_unreachable_cxi_responses_are_counted_in_a_warning(fake, tap):
     fake.generate_cxi(responses=4000, imports=8, from_wootric=0.3)
     run = tap.run(fake.config(), catalog=cxi_catalog(tap, fake))
@@ -128,6 +130,7 @@ def test_cxi_epoch_times_become_utc_date_times(fake, tap):
         assert (record.get("created_at") or record.get("feedback_date")).endswith(".000000Z")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count", [120, 2000])
 def test_cxi_responses_without_total_count(fake, tap, count):
     fake.generate_cxi(responses=count, imports=4, from_wootric=0.0)

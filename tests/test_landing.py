@@ -24,6 +24,8 @@ from helpers import (
     select,
 )
 
+pytestmark = pytest.mark.slow  # Both PostgreSQL targets, every stream.
+
 ALL_STREAMS = ("end_users", "responses", "declines", "segments", "cxi_responses", "cxi_tags", "cxi_projects",
                "cxi_imports")
 # The README's names for the two targets, and how each is configured.

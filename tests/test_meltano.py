@@ -112,6 +112,7 @@ def test_hub_definition_meets_the_hubs_schema_and_style():
     assert not re.search(r"\{\s*\S", text), "the Hub's yamllint forbids non-empty flow mappings"
 
 
+@pytest.mark.slow
 def test_hub_definition_passes_yamllint_with_the_hubs_rules():
     yamllint = pytest.importorskip("yamllint.cli")
     proc = subprocess.run([sys.executable, "-m", "yamllint", "-f", "parsable", "-c", str(HUB.parent / ".yamllint.yaml"),
@@ -168,6 +169,7 @@ def jsonl_ids(directory, stream):
     return [json.loads(line)["id"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_meltano_runs_the_tap_twice_with_state(fake, tap, project):
     directory, meltano = project
     seed(fake, (40, 120, 30))
@@ -192,6 +194,7 @@ def test_meltano_runs_the_tap_twice_with_state(fake, tap, project):
     assert state["singer_state"]["currently_syncing"] is None
 
 
+@pytest.mark.slow
 def test_meltano_config_test_and_select_list(fake, tap, project):
     _, meltano = project
     seed(fake, (5, 5, 5))
@@ -205,6 +208,7 @@ def test_meltano_config_test_and_select_list(fake, tap, project):
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 
 
+@pytest.mark.slow
 def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, project, postgres):
     """The README's recipe: tap-wootric | meltano-map-transformer (hide-personal-data) | target-postgres."""
     directory, meltano = project
@@ -247,6 +251,7 @@ def test_readme_recipe_is_the_example_projects_mapper():
     assert recipe["mappers"] == example["mappers"]
 
 
+@pytest.mark.slow
 def test_readme_running_commands_work_on_a_first_and_a_next_run(fake, tap, tmp_path):
     seed(fake, (20, 30, 10))
     (tmp_path / "config.json").write_text(json.dumps(fake.config()))

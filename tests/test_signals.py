@@ -28,6 +28,8 @@ import pytest
 from fake import FakeWootric
 from helpers import LOG_LINE, STREAMS, TapRunner, fill
 
+pytestmark = pytest.mark.slow  # Real processes stopped mid-page, then resumed.
+
 DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DATA_START = DATA_END - timedelta(days=3 * 365)
 # A small pipe fills at once, so the tap is soon blocked inside the write of a page (pages are ~40 KB).

@@ -10,6 +10,8 @@ from datetime import timedelta
 import pytest
 from helpers import NOW, YEARS_AGO, lookback_days, read_strategies, select
 
+pytestmark = pytest.mark.slow  # Thousands of rows, several syncs per scenario.
+
 DAY = timedelta(days=1)
 
 

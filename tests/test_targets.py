@@ -8,8 +8,11 @@ import time
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import pytest
 import tools
 from helpers import NOW, STREAMS, last_state, nps_by_month, pipe, seed
+
+pytestmark = pytest.mark.slow  # Real targets in their own virtualenvs, on PostgreSQL.
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "tap_wootric" / "schemas"
 

@@ -10,6 +10,8 @@ from datetime import timedelta
 import pytest
 from helpers import NOW, YEARS_AGO, select
 
+pytestmark = pytest.mark.slow  # Up to 1,400 tied rows in a new order on every request.
+
 SECOND = (NOW - timedelta(days=40)).replace(microsecond=0)
 FIELD = {"responses": "created_at", "end_users": "updated_at"}
 
