@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fake_wootric import STREAMS, FakeWootric  # noqa: E402
+from fake import STREAMS, FakeWootric  # noqa: E402
 
 ORIGINAL_VENV = HERE / ".venv-original"
 ORIGINAL_VERSION = "0.5.3"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_wootric import FakeWootric  # noqa: E402
+from fake import FakeWootric  # noqa: E402
 
 # DEMO_OUTPUT moves the files elsewhere (the test of the demo uses it).
 OUT = Path(os.environ.get("DEMO_OUTPUT") or Path(__file__).resolve().parent.parent / "demo-output")

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # Both taps end to end, the original from PyPI included.
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

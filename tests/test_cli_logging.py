@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
-from conftest import seed
+from helpers import metrics, record_counts, seed
 
 SDK_SETTINGS = {
     "stream_maps": "meltano-map-transformer",
     "flattening_enabled": "flattening",
     "batch_config": "BATCH",
 }
-
-
-def warnings_of(stderr: str):
-    return [line for line in stderr.splitlines() if line.startswith("WARNING")]
 
 
 def test_unknown_settings_are_named_in_a_warning_without_their_values(fake, tap):
@@ -25,7 +22,7 @@ def test_unknown_settings_are_named_in_a_warning_without_their_values(fake, tap)
                          batch_config={"encoding": {"format": "jsonl"}}, lookback_dayz=5)
     run = tap.run(config)
     assert run.returncode == 0, run.stderr
-    warnings = warnings_of(run.stderr)
+    warnings = run.log()
     for key, advice in SDK_SETTINGS.items():
         (line,) = [w for w in warnings if f"'{key}'" in w]
         assert "not a tap-wootric setting" in line and advice in line, line
@@ -38,7 +35,7 @@ def test_unknown_settings_are_named_in_a_warning_without_their_values(fake, tap)
 def test_known_settings_give_no_warning(fake, tap):
     seed(fake, (2, 2, 2))
     run = tap.run(fake.config(region="us", lookback_days=3, request_timeout=30, user_agent="x/1"))
-    assert run.returncode == 0 and not warnings_of(run.stderr), run.stderr
+    assert run.returncode == 0 and not run.log(), run.stderr
 
 
 @pytest.mark.parametrize("how", [("--log-level", "WARNING"), ("--log-level", "ERROR"), "LOG_LEVEL=ERROR"])
@@ -61,13 +58,20 @@ def test_at_info_one_request_gives_one_line(fake, tap):
     requests = len([r for r in fake.requests if r["path"] != "/oauth/token"])
     request_lines = [line for line in run.stderr.splitlines() if re.match(r"INFO GET /\S+ .*-> \d{3} \(", line)]
     assert len(request_lines) == requests
-    assert "http_request_duration" not in run.stderr
-    # record_count metrics stay at INFO: one per stream at least.
-    assert run.stderr.count('"metric": "record_count"') >= 4
+    assert metrics(run.stderr, "http_request_duration") == []
+    # record_count metrics stay at INFO: one per stream at least, and they count what was emitted.
+    assert len(metrics(run.stderr, "record_count")) >= 4
+    emitted = Counter(m["stream"] for m in run.messages if m["type"] == "RECORD")
+    assert {stream: count for stream, count in record_counts(run.stderr).items() if count} == emitted
 
 
 def test_debug_adds_the_request_metric(fake, tap):
     seed(fake, (5, 5, 5))
     run = tap.run(fake.config(), "--log-level", "DEBUG")
     assert run.returncode == 0, run.stderr
-    assert "http_request_duration" in run.stderr
+    # One timer per API request, tagged with its endpoint and status.
+    timed = metrics(run.stderr, "http_request_duration")
+    api = [r for r in fake.requests if r["path"] != "/oauth/token"]
+    assert len(timed) == len(api) > 0
+    assert sorted(p["tags"]["endpoint"] for p in timed) == sorted(r["path"].split("/v1/", 1)[1] for r in api)
+    assert {(p["tags"]["http_status_code"], p["tags"]["status"]) for p in timed} == {(200, "succeeded")}

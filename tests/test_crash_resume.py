@@ -12,8 +12,10 @@ import signal
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import NOW, STREAMS, TapRunner, parse_messages
-from fake_wootric import FakeWootric
+from fake import FakeWootric
+from helpers import NOW, STREAMS, TapRunner, fill, parse_messages
+
+pytestmark = pytest.mark.slow  # Dozens of killed and resumed syncs.
 
 # Fixed instants, so that every scenario's fake holds the very same data.
 DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -21,13 +23,14 @@ DATA_START = DATA_END - timedelta(days=3 * 365)
 BURST_SECOND = DATA_END - timedelta(days=200)
 
 
-def build_fake() -> FakeWootric:
-    fake = FakeWootric(seed=29)
-    fake.generate("end_users", 260, DATA_START, DATA_END)
-    fake.generate("responses", 380, DATA_START, DATA_END)
-    fake.add_burst("responses", BURST_SECOND, 130)  # a dense second: the pager's hardest path
-    fake.generate("declines", 160, DATA_START, DATA_END)
-    return fake.start()
+def build_fake(fake: FakeWootric) -> FakeWootric:
+    """The same data in every scenario, with a dense second: the pager's hardest path."""
+    return fill(fake, (260, 380, 160), DATA_START, DATA_END, burst=(BURST_SECOND, 130))
+
+
+@pytest.fixture
+def crash_fake(make_fake):
+    return build_fake(make_fake(seed=29))
 
 
 def kept_by_target(messages):
@@ -49,17 +52,14 @@ def ids_by_stream(records_messages):
 @pytest.fixture(scope="module")
 def request_plan(tmp_path_factory):
     """Which API request numbers belong to each stream in an undisturbed sync."""
-    fake = build_fake()
-    try:
-        run = TapRunner(tmp_path_factory.mktemp("plan")).run(fake.config())
-        assert run.returncode == 0, run.stderr
-        numbers = {stream: [] for stream in STREAMS}
-        api = [r for r in fake.requests if r["path"].startswith("/v1/")]
-        for number, entry in enumerate(api, start=1):
-            numbers.setdefault(entry["path"].rsplit("/", 1)[1], []).append(number)
-        return numbers
-    finally:
-        fake.stop()
+    with FakeWootric(seed=29) as fake:
+        run = TapRunner(tmp_path_factory.mktemp("plan")).run(build_fake(fake).config())
+    assert run.returncode == 0, run.stderr
+    numbers = {stream: [] for stream in STREAMS}
+    api = [r for r in fake.requests if r["path"].startswith("/v1/")]
+    for number, entry in enumerate(api, start=1):
+        numbers.setdefault(entry["path"].rsplit("/", 1)[1], []).append(number)
+    return numbers
 
 
 def kill_points():
@@ -122,88 +122,79 @@ def run_killed_at_request(tap, fake, number):
 
 
 @pytest.mark.parametrize("stream, kind, where", kill_points())
-def test_sigkill_then_resume_loses_nothing(tap, request_plan, stream, kind, where):
-    fake = build_fake()
-    try:
-        if kind == "request":
-            returncode, messages = run_killed_at_request(tap, fake, pick(request_plan[stream], where))
-        else:
-            returncode, messages = run_killed_after_state(tap, fake, stream, where)
-        assert returncode == -signal.SIGKILL
-        kept, state = kept_by_target(messages)
-        resumed = tap.run(fake.config(), state=state)
-        assert resumed.returncode == 0, resumed.stderr
-        emitted = ids_by_stream(kept)
-        for name, found in ids_by_stream(m for m in resumed.messages if m["type"] == "RECORD").items():
-            emitted[name] |= found
-        for name in STREAMS:
-            truth = {r["id"] for r in fake.records(name)}
-            assert truth - emitted[name] == set(), f"{len(truth - emitted[name])} {name} records lost"
-        if kept:
-            # The rerun resumed from the state instead of starting over.
-            total = sum(len(fake.records(name)) for name in STREAMS)
-            assert len(resumed.records()) < total
-    finally:
-        fake.stop()
+def test_sigkill_then_resume_loses_nothing(tap, crash_fake, request_plan, stream, kind, where):
+    fake = crash_fake
+    if kind == "request":
+        returncode, messages = run_killed_at_request(tap, fake, pick(request_plan[stream], where))
+    else:
+        returncode, messages = run_killed_after_state(tap, fake, stream, where)
+    assert returncode == -signal.SIGKILL
+    kept, state = kept_by_target(messages)
+    resumed = tap.run(fake.config(), state=state)
+    assert resumed.returncode == 0, resumed.stderr
+    emitted = ids_by_stream(kept)
+    for name, found in ids_by_stream(m for m in resumed.messages if m["type"] == "RECORD").items():
+        emitted[name] |= found
+    for name in STREAMS:
+        truth = {r["id"] for r in fake.records(name)}
+        assert truth - emitted[name] == set(), f"{len(truth - emitted[name])} {name} records lost"
+    if kept:
+        # The rerun resumed from the state instead of starting over.
+        total = sum(len(fake.records(name)) for name in STREAMS)
+        assert len(resumed.records()) < total
 
 
 @pytest.mark.parametrize("stream", STREAMS)
-def test_fatal_api_error_then_resume_loses_nothing(tap, request_plan, stream):
-    fake = build_fake()
-    try:
-        number = pick(request_plan[stream], "middle")
-        fake.fail(number, 404)
-        first = tap.run(fake.config())
-        assert first.returncode == 1
-        last = first.stderr.strip().splitlines()[-1]
-        assert last.startswith(f"CRITICAL GET /{stream} page=") and "HTTP 404" in last
-        assert "Traceback" not in first.stderr
-        kept, state = kept_by_target(first.messages)
-        resumed = tap.run(fake.config(), state=state)
-        assert resumed.returncode == 0, resumed.stderr
-        emitted = ids_by_stream(kept + resumed.record_messages("end_users") + resumed.record_messages("responses")
-                                + resumed.record_messages("declines"))
-        for name in STREAMS:
-            assert {r["id"] for r in fake.records(name)} <= emitted[name], name
-    finally:
-        fake.stop()
+def test_fatal_api_error_then_resume_loses_nothing(tap, crash_fake, request_plan, stream):
+    fake = crash_fake
+    number = pick(request_plan[stream], "middle")
+    fake.fail(number, 404)
+    first = tap.run(fake.config())
+    assert first.returncode == 1
+    last = first.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"CRITICAL GET /{stream} page=") and "HTTP 404" in last
+    assert "Traceback" not in first.stderr
+    kept, state = kept_by_target(first.messages)
+    resumed = tap.run(fake.config(), state=state)
+    assert resumed.returncode == 0, resumed.stderr
+    emitted = ids_by_stream(kept + resumed.record_messages("end_users") + resumed.record_messages("responses")
+                            + resumed.record_messages("declines"))
+    for name in STREAMS:
+        assert {r["id"] for r in fake.records(name)} <= emitted[name], name
 
 
-def test_kill_during_an_incremental_run_keeps_every_edit(tap):
-    fake = build_fake()
+def test_kill_during_an_incremental_run_keeps_every_edit(tap, crash_fake):
+    fake = crash_fake
     fake.ignore_updated_sort = {"responses"}  # the lookback world: nothing but created order on /responses
-    try:
-        recent = fake.generate("responses", 60, NOW - timedelta(days=25), NOW - timedelta(hours=1))
-        first = tap.run(fake.config())
-        assert first.returncode == 0, first.stderr
-        edited = {"end_users": [r["id"] for r in fake.records("end_users")[::9]],
-                  "responses": recent[::12]}
-        for record_id in edited["end_users"]:
-            fake.update("end_users", record_id, external_id=f"edited-{record_id}")
-        for record_id in edited["responses"]:
-            fake.update("responses", record_id, score=0)
-        new_decline = fake.create("declines")
+    recent = fake.generate("responses", 60, NOW - timedelta(days=25), NOW - timedelta(hours=1))
+    first = tap.run(fake.config())
+    assert first.returncode == 0, first.stderr
+    edited = {"end_users": [r["id"] for r in fake.records("end_users")[::9]],
+              "responses": recent[::12]}
+    for record_id in edited["end_users"]:
+        fake.update("end_users", record_id, external_id=f"edited-{record_id}")
+    for record_id in edited["responses"]:
+        fake.update("responses", record_id, score=0)
+    new_decline = fake.create("declines")
 
-        count_before = fake.api_request_count
-        holder = {}
-        # Die in the middle of the responses rescan: end_users and its pass slice, the two probes, a page,
-        # then this.
-        fake.on_request(count_before + 6, lambda server: sigkill(holder["proc"]))
-        holder["proc"] = tap.start(fake.config(), state=first.final_state)
-        second = tap.finish(holder["proc"])
-        assert second.returncode == -signal.SIGKILL
-        kept, state = kept_by_target(second.messages)
-        assert "scan_position" in state["bookmarks"]["responses"], "the kill was meant to land mid-rescan"
-        third = tap.run(fake.config(), state=state)
-        assert third.returncode == 0, third.stderr
+    count_before = fake.api_request_count
+    holder = {}
+    # Die in the middle of the responses rescan: end_users and its pass slice, the two probes, a page,
+    # then this.
+    fake.on_request(count_before + 6, lambda server: sigkill(holder["proc"]))
+    holder["proc"] = tap.start(fake.config(), state=first.final_state)
+    second = tap.finish(holder["proc"])
+    assert second.returncode == -signal.SIGKILL
+    kept, state = kept_by_target(second.messages)
+    assert "scan_position" in state["bookmarks"]["responses"], "the kill was meant to land mid-rescan"
+    third = tap.run(fake.config(), state=state)
+    assert third.returncode == 0, third.stderr
 
-        latest = {}
-        for message in kept + [m for m in third.messages if m["type"] == "RECORD"]:
-            latest[(message["stream"], message["record"]["id"])] = message["record"]
-        for record_id in edited["end_users"]:
-            assert latest[("end_users", record_id)]["external_id"] == f"edited-{record_id}"
-        for record_id in edited["responses"]:
-            assert latest[("responses", record_id)]["score"] == 0
-        assert ("declines", new_decline) in latest
-    finally:
-        fake.stop()
+    latest = {}
+    for message in kept + [m for m in third.messages if m["type"] == "RECORD"]:
+        latest[(message["stream"], message["record"]["id"])] = message["record"]
+    for record_id in edited["end_users"]:
+        assert latest[("end_users", record_id)]["external_id"] == f"edited-{record_id}"
+    for record_id in edited["responses"]:
+        assert latest[("responses", record_id)]["score"] == 0
+    assert ("declines", new_decline) in latest

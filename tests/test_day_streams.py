@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 import requests
-from conftest import NOW, TapRunner, select
-from fake_wootric import FakeWootric
+from fake import FakeWootric
+from helpers import NOW, TapRunner, checker, select
 
 from tap_wootric.api.apis import V2
 from tap_wootric.api.client import WootricClient
@@ -200,10 +200,6 @@ def catalog_of(tap, fake, streams, **config):
     return select(tap.discover(fake.config(**config)), {name: None for name in streams})
 
 
-def checker():
-    return jsonschema.FormatChecker()
-
-
 def rows(run, stream):
     return {r["date"]: r for r in run.records(stream)}
 
@@ -389,6 +385,7 @@ def test_an_account_the_v2_api_refuses_skips_the_email_streams_with_one_warning(
     assert "email_stats" not in run.final_state["bookmarks"]
 
 
+@pytest.mark.slow
 def test_two_years_of_history_cost_one_request_a_day_then_eight_a_run(fake, tap):
     """The README's cost figures: a start_date 2 years back, then a run the next time."""
     today = local_today()

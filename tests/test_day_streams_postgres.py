@@ -5,47 +5,20 @@ NPS computed from responses with nps_summary."""
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import tools
-from conftest import NOW, select
-from postgres import Postgres
+from helpers import NOW, last_state, pipe, readme_block, select
+
+pytestmark = pytest.mark.slow  # meltanolabs-target-postgres on PostgreSQL.
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "tap_wootric" / "schemas"
 NEW_STREAMS = ("nps_summary", "email_stats", "email_stats_sources", "survey_templates")
 LA = "America/Los_Angeles"
-
-
-def readme_sql(marker):
-    """The SQL block of the README that follows the line holding `marker`."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = text[text.index(marker):]
-    start = after.index("```sql\n") + len("```sql\n")
-    return after[start:after.index("```", start)]
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    server = Postgres.start()
-    yield server
-    server.stop()
-
-
-def pipe(tap, config, catalog, target_argv, state=None):
-    proc = tap.start(config, catalog=catalog, state=state)
-    target = subprocess.run(target_argv, stdin=proc.stdout, capture_output=True, text=True, timeout=300)
-    proc.stdout.close()
-    tap_stderr = proc.stderr.read()
-    proc.wait(timeout=300)
-    tap.outputs += [tap_stderr, target.stdout, target.stderr]
-    assert proc.returncode == 0, tap_stderr[-3000:]
-    assert target.returncode == 0, target.stderr[-3000:]
-    return json.loads(target.stdout.strip().splitlines()[-1])
 
 
 def test_new_streams_land_typed_and_reconcile_with_responses(fake, tap, tmp_path, postgres):
@@ -62,7 +35,7 @@ def test_new_streams_land_typed_and_reconcile_with_responses(fake, tap, tmp_path
                                          "password": "unused", "database": "wootric_days",
                                          "default_target_schema": "wootric"}))
     target_argv = [str(tools.ensure("target-postgres")), "--config", str(target_config)]
-    state = pipe(tap, config, catalog, target_argv)
+    state = last_state(pipe(tap, config, target_argv, catalog=catalog))
     q = lambda sql: postgres.psql(sql, "wootric_days")  # noqa: E731
 
     types = dict(map(tuple, q("SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
@@ -98,13 +71,13 @@ def test_new_streams_land_typed_and_reconcile_with_responses(fake, tap, tmp_path
         ["ongoing", "2"], ["sends", "2"]]
 
     # A second run re-reads the recent days: the target upserts on the date, one row per day.
-    pipe(tap, config, catalog, target_argv, state=state)
+    pipe(tap, config, target_argv, catalog=catalog, state=state)
     assert q("SELECT count(*) = count(DISTINCT date) FROM wootric.nps_summary") == [["t"]]
     assert q("SELECT count(*) = count(DISTINCT date) FROM wootric.email_stats") == [["t"]]
 
     # The README's reconciliation: the NPS of each account-local month from the responses equals the
     # NPS from nps_summary's day counts.
-    months = q(readme_sql("Reconcile with nps_summary"))
+    months = q(readme_block("Reconcile with nps_summary", "sql"))
     assert len(months) >= 2
     for month, from_responses, from_summary in months:
         assert from_responses == from_summary and from_responses != "", month

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # The whole demo.
+
 DEMO = Path(__file__).resolve().parent / "demo.py"
 
 

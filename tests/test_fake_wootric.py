@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from fake_wootric import FakeWootric
+from fake import FakeWootric
+from fake.routes_v1 import list_rows
 
 UTC = timezone.utc
 JAN_2020 = datetime(2020, 1, 1, tzinfo=UTC)
@@ -342,6 +343,11 @@ def test_command_line_demo_serves_and_stops_quietly():
                             headers={"Authorization": f"Bearer {token}"}).json()
         assert len(rows) == 50
         assert parse(rows[0]["created_at"]) < datetime.now(UTC) - timedelta(minutes=59)
+        # CXI streams go to the fake too, never to the real host.
+        assert settings["cxi_api_url"] == settings["api_url"][:-len("/v1")] + "/cxi/v1"
+        cxi = requests.get(f"{settings['cxi_api_url']}/projects", timeout=5,
+                           headers={"Authorization": f"Bearer {token}"})
+        assert cxi.status_code == 200 and cxi.json() == []
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
@@ -363,6 +369,6 @@ def test_indexed_queries_answer_exactly_as_the_reference_path():
         for op in rng.sample(("gt", "gte", "lt", "lte", "eq"), rng.randint(0, 2)):
             query[f"created[{op}]"] = str(rng.choice((rng.randint(low, high), 1675209600)))
         fake.indexed = True
-        indexed = fake._list("responses", query, 1)
+        indexed = list_rows(fake, "responses", query, 1)
         fake.indexed = False
-        assert fake._list("responses", query, 1) == indexed, query
+        assert list_rows(fake, "responses", query, 1) == indexed, query

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import STREAMS, seed
+from helpers import STREAMS, seed
 
 
 def records_match_source(run, fake, streams=STREAMS):
@@ -19,7 +19,7 @@ def api_requests(fake):
 
 
 def retry_warnings(run):
-    return [line for line in run.stderr.splitlines() if line.startswith("WARNING") and "; retry " in line]
+    return run.log("WARNING", containing="; retry ")
 
 
 def gap_after(fake, status):
@@ -72,6 +72,7 @@ def test_429_without_a_usable_reset_waits_the_default_minute_scaled_for_tests(fa
     assert 0.55 <= gap_after(fake, 429) < 3
 
 
+@pytest.mark.slow
 def test_pacing_on_rate_limit_remaining_provokes_no_429(fake, tap):
     seed(fake, (300, 300, 150))
     fake.rate_limit = 4
@@ -110,6 +111,7 @@ def test_server_and_network_errors_are_retried_with_backoff(fake, tap, fault):
     assert retry_warnings(clean) == []
 
 
+@pytest.mark.slow
 def test_random_faults_across_a_whole_sync_lose_nothing(fake, tap):
     seed(fake, (400, 700, 300))
     fake.chaos(0.2, seed=5)

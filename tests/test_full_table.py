@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from conftest import seed, select
+from helpers import seed, select
 
 CXI_STREAMS = ("cxi_responses", "cxi_tags", "cxi_projects", "cxi_imports")
 
@@ -44,7 +44,7 @@ def cxi_catalog(tap, fake, extra=()):
 
 def test_cxi_streams_are_emitted_in_full(fake, tap):
     fake.generate_cxi(responses=300, imports=3, projects=2, tags=4)
-    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=cxi_catalog(tap, fake))
+    run = tap.run(fake.config(), catalog=cxi_catalog(tap, fake))
     assert run.returncode == 0, run.stderr
     assert sorted(run.ids("cxi_responses")) == sorted(fake.cxi_responses)
     assert sorted(run.ids("cxi_projects")) == sorted(p["id"] for p in fake.cxi_projects)
@@ -65,9 +65,10 @@ def test_cxi_streams_are_emitted_in_full(fake, tap):
         assert types[0] == types[-1] == "ACTIVATE_VERSION", stream
 
 
+@pytest.mark.slow
 def test_4000_cxi_responses_are_all_reached_through_both_orders_and_imports(fake, tap):
     fake.generate_cxi(responses=4000, imports=8, from_wootric=0.0)
-    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=cxi_catalog(tap, fake))
+    run = tap.run(fake.config(), catalog=cxi_catalog(tap, fake))
     assert run.returncode == 0, run.stderr
     ids = run.ids("cxi_responses")
     assert len(ids) == len(set(ids)) == 4000
@@ -76,9 +77,10 @@ def test_4000_cxi_responses_are_all_reached_through_both_orders_and_imports(fake
     assert 0 < len(import_reads) <= 8
 
 
+@pytest.mark.slow
 def test_unreachable_cxi_responses_are_counted_in_a_warning(fake, tap):
     fake.generate_cxi(responses=4000, imports=8, from_wootric=0.3)
-    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=cxi_catalog(tap, fake))
+    run = tap.run(fake.config(), catalog=cxi_catalog(tap, fake))
     assert run.returncode == 0, run.stderr
     ids = set(run.ids("cxi_responses"))
     # What no route reaches: neither end of the listing, and in no import.
@@ -94,7 +96,7 @@ def test_account_without_cxi_skips_the_cxi_streams_with_one_warning(fake, tap, s
     seed(fake, (20, 30, 10))
     fake.cxi_status = status
     catalog = cxi_catalog(tap, fake, extra=("end_users", "responses", "declines"))
-    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=catalog)
+    run = tap.run(fake.config(), catalog=catalog)
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if "CXI streams skipped" in line]
     assert len(warnings) == 1 and f"HTTP {status}" in warnings[0]
@@ -119,7 +121,7 @@ def test_interrupted_full_read_keeps_its_version_for_the_rerun(fake, tap):
 
 def test_cxi_epoch_times_become_utc_date_times(fake, tap):
     fake.generate_cxi(responses=5, imports=1, projects=1, tags=1)
-    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=cxi_catalog(tap, fake))
+    run = tap.run(fake.config(), catalog=cxi_catalog(tap, fake))
     assert run.returncode == 0, run.stderr
     project = run.records("cxi_projects")[0]
     expected = datetime.fromtimestamp(fake.cxi_projects[0]["created_at"], timezone.utc)
@@ -128,12 +130,13 @@ def test_cxi_epoch_times_become_utc_date_times(fake, tap):
         assert (record.get("created_at") or record.get("feedback_date")).endswith(".000000Z")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count", [120, 2000])
 def test_cxi_responses_without_total_count(fake, tap, count):
     fake.generate_cxi(responses=count, imports=4, from_wootric=0.0)
     fake.cxi_omit_total = True
     catalog = select(tap.discover(fake.config()), {"cxi_responses": None})
-    run = tap.run(fake.config(cxi_api_url=fake.url + "/cxi/v1"), catalog=catalog)
+    run = tap.run(fake.config(), catalog=catalog)
     assert run.returncode == 0, run.stderr
     types = [m["type"] for m in stream_messages(run, "cxi_responses")]
     if count < 1500:

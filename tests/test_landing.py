@@ -4,19 +4,28 @@ every stream lands, every field as a typed column, and the README's landing tabl
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-from collections import defaultdict
-from datetime import timedelta, timezone
-from pathlib import Path
-from typing import Any, Dict, List
+from datetime import timedelta
+from typing import Any, Dict
 
 import pytest
 import tools
-from conftest import NOW, seed, select
+from fake import FakeWootric
+from helpers import (
+    NOW,
+    README,
+    TapRunner,
+    leaked_secrets,
+    nps_by_month,
+    readme_block,
+    readme_table_row,
+    secrets_of,
+    seed,
+    select,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+pytestmark = pytest.mark.slow  # Both PostgreSQL targets, every stream.
+
 ALL_STREAMS = ("end_users", "responses", "declines", "segments", "cxi_responses", "cxi_tags", "cxi_projects",
                "cxi_imports")
 # The README's names for the two targets, and how each is configured.
@@ -55,12 +64,8 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory, postgres):
     """Both targets loaded once with the same tap output: {target: (column types, row counts, tap output)}."""
-    from conftest import TapRunner, leaked_secrets, secrets_of
-    from fake_wootric import FakeWootric
-
-    fake = FakeWootric(seed=15).start()
     tmp_path = tmp_path_factory.mktemp("landing")
-    try:
+    with FakeWootric(seed=15) as fake:
         seed(fake, (60, 300, 40))
         # Responses an hour or two into a month (UTC): in America/Los_Angeles they belong to the month before,
         # so a query that reads the month in the session's time zone gets these wrong.
@@ -71,14 +76,12 @@ def landed(tmp_path_factory, postgres):
         fake.generate_segments(5)
         fake.generate_cxi(responses=60, imports=2, projects=2, tags=2)
         tap = TapRunner(tmp_path)
-        config = fake.config(cxi_api_url=fake.url + "/cxi/v1")
+        config = fake.config()
         catalog = select(tap.discover(config), {name: None for name in ALL_STREAMS})
         run = tap.run(config, catalog=catalog)
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert not leaked_secrets(tap.outputs, secrets_of(fake))
-        responses = fake.records("responses")
-    finally:
-        fake.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not leaked_secrets(tap.outputs, secrets_of(fake))
+    responses = fake.records("responses")
     results = {}
     for target, (tool, database_key) in TARGETS.items():
         database = target.replace("-", "_")
@@ -125,16 +128,11 @@ def test_every_stream_lands_with_a_typed_column_per_field(landed, target, stream
     assert not wrong, f"{target} {stream}: field: (kind, landed as, expected) {wrong}"
 
 
-def readme_landing_row(target: str) -> List[str]:
-    row = next(line for line in README.read_text().splitlines() if line.startswith(f"| {target} "))
-    return [cell.strip() for cell in row.strip("|").split("|")]
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_readme_landing_table_says_what_lands(landed, target):
     results, *_ = landed
     types, _, _ = results[target]
-    _, objects, tags, notes, times = readme_landing_row(target)
+    _, objects, tags, notes, times = readme_table_row(target)
     assert objects.startswith(f"`{types[('responses', 'end_user')]}`")
     assert tags == f"`{types[('responses', 'tags')]}`"
     assert notes == f"`{types[('responses', 'notes')]}`"
@@ -145,25 +143,14 @@ def test_readme_landing_table_says_what_lands(landed, target):
 
 
 def readme_nps_query() -> str:
-    text = README.read_text()
-    section = text[text.index("## Load into PostgreSQL"):]
-    return re.search(r"```sql\n(.*?)```", section, re.S).group(1)
-
-
-def nps_by_month(responses) -> Dict[str, float]:
-    scores = defaultdict(list)
-    for row in responses:
-        if row["score"] is not None and not row["excluded_from_calculations"]:
-            scores[row["created_at"].astimezone(timezone.utc).strftime("%Y-%m")].append(row["score"])
-    return {month: round(100 * (sum(s >= 9 for s in v) - sum(s <= 6 for s in v)) / len(v), 1)
-            for month, v in scores.items()}
+    return readme_block("## Load into PostgreSQL", "sql")
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_readme_nps_query_gives_utc_months_in_any_session_time_zone(landed, postgres, target):
     results, _, _, responses = landed
     _, _, database = results[target]
-    truth = nps_by_month(responses)
+    truth = nps_by_month(responses, digits=1)  # as the README's query rounds
     query = readme_nps_query()
     for zone in ("UTC", "America/Los_Angeles", "Asia/Tokyo"):
         rows = postgres.psql(query, database, timezone=zone)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import tools
 import yaml
-from conftest import STREAMS, TAP, seed
+from helpers import STREAMS, TAP, readme_block, seed
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "meltano" / "meltano.yml"
@@ -112,6 +112,7 @@ def test_hub_definition_meets_the_hubs_schema_and_style():
     assert not re.search(r"\{\s*\S", text), "the Hub's yamllint forbids non-empty flow mappings"
 
 
+@pytest.mark.slow
 def test_hub_definition_passes_yamllint_with_the_hubs_rules():
     yamllint = pytest.importorskip("yamllint.cli")
     proc = subprocess.run([sys.executable, "-m", "yamllint", "-f", "parsable", "-c", str(HUB.parent / ".yamllint.yaml"),
@@ -131,15 +132,11 @@ def test_about_and_version(tap):
     assert version.stdout.strip() == f"tap-wootric {info['version']}"
 
 
-def test_settings_come_from_the_environment(fake, tap):
+def test_settings_come_from_the_environment(fake, tap, monkeypatch):
     seed(fake, (5, 5, 5))
     config = fake.config()
-    secret = config.pop("client_secret")
-    os.environ["TAP_WOOTRIC_CLIENT_SECRET"] = secret
-    try:
-        run = tap.run(config)
-    finally:
-        del os.environ["TAP_WOOTRIC_CLIENT_SECRET"]
+    monkeypatch.setenv("TAP_WOOTRIC_CLIENT_SECRET", config.pop("client_secret"))
+    run = tap.run(config)
     assert run.returncode == 0, run.stderr
     assert len(run.records()) == 15
 
@@ -172,6 +169,7 @@ def jsonl_ids(directory, stream):
     return [json.loads(line)["id"] for line in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_meltano_runs_the_tap_twice_with_state(fake, tap, project):
     directory, meltano = project
     seed(fake, (40, 120, 30))
@@ -196,6 +194,7 @@ def test_meltano_runs_the_tap_twice_with_state(fake, tap, project):
     assert state["singer_state"]["currently_syncing"] is None
 
 
+@pytest.mark.slow
 def test_meltano_config_test_and_select_list(fake, tap, project):
     _, meltano = project
     seed(fake, (5, 5, 5))
@@ -209,6 +208,7 @@ def test_meltano_config_test_and_select_list(fake, tap, project):
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 
 
+@pytest.mark.slow
 def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, project, postgres):
     """The README's recipe: tap-wootric | meltano-map-transformer (hide-personal-data) | target-postgres."""
     directory, meltano = project
@@ -245,18 +245,13 @@ def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, proje
         assert q(f"SELECT count(*) FROM wootric.{stream} AS t WHERE t::text ~ '{EMAIL}'") == [["0"]], stream
 
 
-def readme_block(heading: str, language: str) -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index(heading):]
-    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
-
-
 def test_readme_recipe_is_the_example_projects_mapper():
     recipe = yaml.safe_load(readme_block("### Personal data", "yaml"))
     example = yaml.safe_load(EXAMPLE.read_text())["plugins"]
     assert recipe["mappers"] == example["mappers"]
 
 
+@pytest.mark.slow
 def test_readme_running_commands_work_on_a_first_and_a_next_run(fake, tap, tmp_path):
     seed(fake, (20, 30, 10))
     (tmp_path / "config.json").write_text(json.dumps(fake.config()))

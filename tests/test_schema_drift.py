@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import seed
-
-
-def warnings(run):
-    return [line for line in run.stderr.splitlines() if line.startswith("WARNING")]
+from helpers import seed
 
 
 def test_unknown_fields_are_dropped_with_one_warning_per_stream(fake, tap):
@@ -22,9 +18,9 @@ def test_unknown_fields_are_dropped_with_one_warning_per_stream(fake, tap):
     assert set(emitted) == set(responses)
     assert all("sentiment_label" not in record for record in emitted.values())
     assert "sms_nps" not in {r["id"]: r for r in run.records("end_users")}[user["id"]]["settings"]
-    about_new_field = [line for line in warnings(run) if "sentiment_label" in line]
+    about_new_field = [line for line in run.log() if "sentiment_label" in line]
     assert len(about_new_field) == 1 and about_new_field[0].startswith("WARNING responses: field 'sentiment_label'")
-    assert len([line for line in warnings(run) if "'settings.sms_nps'" in line]) == 1
+    assert len([line for line in run.log() if "'settings.sms_nps'" in line]) == 1
 
 
 def test_values_of_the_wrong_type_become_null_with_a_warning_naming_stream_field_and_id(fake, tap):
@@ -42,7 +38,7 @@ def test_values_of_the_wrong_type_become_null_with_a_warning_naming_stream_field
     assert by_id["end_users"][user]["last_surveyed"] is None
     assert by_id["declines"][decline]["survey_id"] is None
     assert len(by_id["responses"]) == 60 and len(by_id["end_users"]) == 40 and len(by_id["declines"]) == 20
-    lines = warnings(run)
+    lines = run.log()
     for stream, record_id, field in (("responses", response, "score"), ("end_users", user, "last_surveyed"),
                                      ("declines", decline, "survey_id")):
         assert any(line.startswith(f"WARNING {stream}: record id {record_id}: field '{field}'") for line in lines)
@@ -57,6 +53,6 @@ def test_warnings_about_one_field_are_capped_and_counted(fake, tap):
     run = tap.run(fake.config())
     assert run.returncode == 0, run.stderr
     assert len(run.records("responses")) == 30
-    about_score = [line for line in warnings(run) if "field 'score'" in line]
+    about_score = [line for line in run.log() if "field 'score'" in line]
     assert len(about_score) == 5
     assert "30 values did not fit the schema and were emitted as null: score (30)" in run.stderr

@@ -6,7 +6,7 @@ here the runs most likely to leak are made on purpose, at DEBUG level.
 
 from __future__ import annotations
 
-from conftest import leaked_secrets, secrets_of, seed
+from helpers import leaked_secrets, secrets_of, seed
 
 
 def test_leak_search_finds_a_planted_secret(fake):

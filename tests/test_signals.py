@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
-from conftest import STREAMS, TapRunner
-from fake_wootric import FakeWootric
+from fake import FakeWootric
+from helpers import LOG_LINE, STREAMS, TapRunner, fill
+
+pytestmark = pytest.mark.slow  # Real processes stopped mid-page, then resumed.
 
 DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DATA_START = DATA_END - timedelta(days=3 * 365)
@@ -34,18 +36,14 @@ DATA_START = DATA_END - timedelta(days=3 * 365)
 PIPE_SIZE = 4096
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # named in fcntl from Python 3.10 on
 EXIT_WITHIN_SECONDS = 5.0
-LOG_LINE = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 STOPPED = {signal.SIGTERM: "CRITICAL Stopped by SIGTERM; the last STATE written is the resume point",
            signal.SIGINT: "CRITICAL Stopped by SIGINT; the last STATE written is the resume point"}
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
-def build_fake() -> FakeWootric:
-    fake = FakeWootric(seed=41)
-    fake.generate("end_users", 220, DATA_START, DATA_END)
-    fake.generate("responses", 300, DATA_START, DATA_END)
-    fake.generate("declines", 80, DATA_START, DATA_END)
-    return fake.start()
+@pytest.fixture
+def filled_fake(make_fake) -> FakeWootric:
+    return fill(make_fake(seed=41), (220, 300, 80), DATA_START, DATA_END)
 
 
 class Target(threading.Thread):
@@ -197,82 +195,73 @@ def mid_record_line_of(stream: str, after_records: int) -> Callable[[bytes], boo
                                             (signal.SIGINT, "end_users")], ids=["SIGTERM-end_users",
                                                                                 "SIGTERM-responses",
                                                                                 "SIGINT-end_users"])
-def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, signum, stream):
-    fake = build_fake()
-    try:
-        target = Target(halt_when=mid_record_line_of(stream, after_records=60))
-        run = TapProcess(tap, fake.config(), target)
-        assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
-        fd = run.proc.stdout.fileno()
-        wait_until_blocked(fd)
-        written_at_signal = target.read_so_far() + unread_bytes(fd)
-        run.signal(signum)
-        time.sleep(0.5)
-        assert run.proc.poll() is None, "the tap ended while its write was still unfinished"
-        resumed_at = time.monotonic()
-        target.resume()
-        returncode, stdout, stderr = run.finish()
-        exit_seconds = time.monotonic() - resumed_at
+def test_a_signal_while_a_page_is_written_finishes_the_page_and_stops(tap, filled_fake, signum, stream):
+    fake = filled_fake
+    target = Target(halt_when=mid_record_line_of(stream, after_records=60))
+    run = TapProcess(tap, fake.config(), target)
+    assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
+    fd = run.proc.stdout.fileno()
+    wait_until_blocked(fd)
+    written_at_signal = target.read_so_far() + unread_bytes(fd)
+    run.signal(signum)
+    time.sleep(0.5)
+    assert run.proc.poll() is None, "the tap ended while its write was still unfinished"
+    resumed_at = time.monotonic()
+    target.resume()
+    returncode, stdout, stderr = run.finish()
+    exit_seconds = time.monotonic() - resumed_at
 
-        assert returncode == EXIT_CODES[signum], stderr[-2000:]
-        messages = messages_of(stdout)
-        # The moment under test: the tap had written part of a line of this stream's records.
-        cut = stdout.encode()
-        line_start = cut.rfind(b"\n", 0, written_at_signal) + 1
-        assert cut[written_at_signal - 1:written_at_signal] != b"\n", "the signal came between two writes"
-        assert cut[line_start:].startswith(b'{"type": "RECORD", "stream": "' + stream.encode())
-        assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
-        assert_one_stop_line(stderr, signum)
-        assert_resume_loses_nothing(tap, fake, messages)
-    finally:
-        fake.stop()
+    assert returncode == EXIT_CODES[signum], stderr[-2000:]
+    messages = messages_of(stdout)
+    # The moment under test: the tap had written part of a line of this stream's records.
+    cut = stdout.encode()
+    line_start = cut.rfind(b"\n", 0, written_at_signal) + 1
+    assert cut[written_at_signal - 1:written_at_signal] != b"\n", "the signal came between two writes"
+    assert cut[line_start:].startswith(b'{"type": "RECORD", "stream": "' + stream.encode())
+    assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
+    assert_one_stop_line(stderr, signum)
+    assert_resume_loses_nothing(tap, fake, messages)
 
 
-def test_ctrl_c_that_also_ends_the_target_still_exits_130(tap):
+def test_ctrl_c_that_also_ends_the_target_still_exits_130(tap, filled_fake):
     """Ctrl-C reaches the whole pipeline: the target may die while the tap finishes its write."""
-    fake = build_fake()
-    try:
-        target = Target(halt_when=mid_record_line_of("responses", after_records=60))
-        run = TapProcess(tap, fake.config(), target)
-        assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
-        wait_until_blocked(run.proc.stdout.fileno())
-        run.signal(signal.SIGINT)
-        time.sleep(0.2)
-        target.die()
-        returncode, stdout, stderr = run.finish()
-        assert returncode == 130, stderr[-2000:]
-        assert_one_stop_line(stderr, signal.SIGINT)
-        assert_resume_loses_nothing(tap, fake, messages_of(stdout[:stdout.rfind("\n") + 1]))
-    finally:
-        fake.stop()
+    fake = filled_fake
+    target = Target(halt_when=mid_record_line_of("responses", after_records=60))
+    run = TapProcess(tap, fake.config(), target)
+    assert target.halted.wait(timeout=30), "the sync never reached the page to stop in"
+    wait_until_blocked(run.proc.stdout.fileno())
+    run.signal(signal.SIGINT)
+    time.sleep(0.2)
+    target.die()
+    returncode, stdout, stderr = run.finish()
+    assert returncode == 130, stderr[-2000:]
+    assert_one_stop_line(stderr, signal.SIGINT)
+    assert_resume_loses_nothing(tap, fake, messages_of(stdout[:stdout.rfind("\n") + 1]))
 
 
-def test_sigterm_right_after_a_state_ends_the_tap_cleanly(tap):
-    fake = build_fake()
-    try:
-        target = Target()
-        holder: Dict[str, Any] = {"states": 0, "sent": None}
+def test_sigterm_right_after_a_state_ends_the_tap_cleanly(tap, filled_fake):
+    fake = filled_fake
+    target = Target()
+    holder: Dict[str, Any] = {"states": 0, "sent": None}
 
-        def on_line(line: bytes) -> None:
-            if holder["sent"] is None and line.startswith(b'{"type": "STATE"'):
-                value = json.loads(line)["value"]
-                if "responses" in value.get("bookmarks", {}) and value.get("currently_syncing") == "responses":
-                    holder["states"] += 1
-                    if holder["states"] == 2:
-                        holder["sent"] = time.monotonic()
-                        run.signal(signal.SIGTERM)
+    def on_line(line: bytes) -> None:
+        if holder["sent"] is None and line.startswith(b'{"type": "STATE"'):
+            value = json.loads(line)["value"]
+            if "responses" in value.get("bookmarks", {}) and value.get("currently_syncing") == "responses":
+                holder["states"] += 1
+                if holder["states"] == 2:
+                    holder["sent"] = time.monotonic()
+                    run.signal(signal.SIGTERM)
 
-        target.on_line = on_line
-        run = TapProcess(tap, fake.config(), target)
-        returncode, stdout, stderr = run.finish()
-        assert holder["sent"] is not None, "the sync never wrote the STATE to stop at"
-        assert returncode == 143, stderr[-2000:]
-        assert time.monotonic() - holder["sent"] < EXIT_WITHIN_SECONDS
-        messages = messages_of(stdout)
-        assert_one_stop_line(stderr, signal.SIGTERM)
-        assert_resume_loses_nothing(tap, fake, messages)
-    finally:
-        fake.stop()
+    target.on_line = on_line
+    run = TapProcess(tap, fake.config(), target)
+    returncode, stdout, stderr = run.finish()
+    assert holder["sent"] is not None, "the sync never wrote the STATE to stop at"
+    assert returncode == 143, stderr[-2000:]
+    assert time.monotonic() - holder["sent"] < EXIT_WITHIN_SECONDS
+    messages = messages_of(stdout)
+    assert_one_stop_line(stderr, signal.SIGTERM)
+    assert_resume_loses_nothing(tap, fake, messages)
 
 
 def at_first_request_after_a_record(fake: FakeWootric, target: Target,
@@ -293,82 +282,73 @@ def at_first_request_after_a_record(fake: FakeWootric, target: Target,
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_during_a_slow_request_ends_it_at_once(tap, signum):
-    fake = build_fake()
-    try:
-        target = Target()
-        holder: Dict[str, Any] = {}
+def test_a_signal_during_a_slow_request_ends_it_at_once(tap, filled_fake, signum):
+    fake = filled_fake
+    target = Target()
+    holder: Dict[str, Any] = {}
 
-        def stop_during(server: FakeWootric, number: int) -> None:
-            server.fault(number, "slow", 60)  # far beyond the test's patience
+    def stop_during(server: FakeWootric, number: int) -> None:
+        server.fault(number, "slow", 60)  # far beyond the test's patience
+        holder["sent"] = time.monotonic()
+        holder["run"].signal(signum)
+
+    fired = at_first_request_after_a_record(fake, target, stop_during)
+    holder["run"] = TapProcess(tap, fake.config(), target)
+    returncode, stdout, stderr = holder["run"].finish()
+    assert fired, "the sync never made a request after its first records"
+    exit_seconds = time.monotonic() - holder["sent"]
+    assert returncode == EXIT_CODES[signum], stderr[-2000:]
+    assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
+    assert fake.api_request_count == fired["number"], "the tap made a request after the signal"
+    messages = messages_of(stdout)
+    assert_one_stop_line(stderr, signum)
+    assert_resume_loses_nothing(tap, fake, messages)
+
+
+def test_sigterm_during_a_rate_limit_wait_ends_it_at_once(tap, filled_fake):
+    fake = filled_fake
+    target = Target()
+    holder: Dict[str, Any] = {}
+
+    def rate_limit_then_stop(server: FakeWootric, number: int) -> None:
+        server.fail(number, 429, headers={"Retry-After": "30"})
+
+        def send() -> None:
             holder["sent"] = time.monotonic()
-            holder["run"].signal(signum)
+            holder["run"].signal(signal.SIGTERM)
 
-        fired = at_first_request_after_a_record(fake, target, stop_during)
-        holder["run"] = TapProcess(tap, fake.config(), target)
-        returncode, stdout, stderr = holder["run"].finish()
-        assert fired, "the sync never made a request after its first records"
-        exit_seconds = time.monotonic() - holder["sent"]
-        assert returncode == EXIT_CODES[signum], stderr[-2000:]
-        assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
-        assert fake.api_request_count == fired["number"], "the tap made a request after the signal"
-        messages = messages_of(stdout)
-        assert_one_stop_line(stderr, signum)
-        assert_resume_loses_nothing(tap, fake, messages)
-    finally:
-        fake.stop()
+        # Half a second after the 429: the tap is asleep in its 30 s wait by then.
+        threading.Timer(0.5, send).start()
 
-
-def test_sigterm_during_a_rate_limit_wait_ends_it_at_once(tap):
-    fake = build_fake()
-    try:
-        target = Target()
-        holder: Dict[str, Any] = {}
-
-        def rate_limit_then_stop(server: FakeWootric, number: int) -> None:
-            server.fail(number, 429, headers={"Retry-After": "30"})
-
-            def send() -> None:
-                holder["sent"] = time.monotonic()
-                holder["run"].signal(signal.SIGTERM)
-
-            # Half a second after the 429: the tap is asleep in its 30 s wait by then.
-            threading.Timer(0.5, send).start()
-
-        fired = at_first_request_after_a_record(fake, target, rate_limit_then_stop)
-        holder["run"] = TapProcess(tap, fake.config(), target)
-        returncode, stdout, stderr = holder["run"].finish()
-        assert fired, "the sync never made a request after its first records"
-        exit_seconds = time.monotonic() - holder["sent"]
-        assert returncode == 143, stderr[-2000:]
-        assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
-        assert fake.api_request_count == fired["number"] and "retry 1 in 30.0 s" in stderr
-        assert_one_stop_line(stderr, signal.SIGTERM)
-        assert_resume_loses_nothing(tap, fake, messages_of(stdout))
-    finally:
-        fake.stop()
+    fired = at_first_request_after_a_record(fake, target, rate_limit_then_stop)
+    holder["run"] = TapProcess(tap, fake.config(), target)
+    returncode, stdout, stderr = holder["run"].finish()
+    assert fired, "the sync never made a request after its first records"
+    exit_seconds = time.monotonic() - holder["sent"]
+    assert returncode == 143, stderr[-2000:]
+    assert exit_seconds < EXIT_WITHIN_SECONDS, exit_seconds
+    assert fake.api_request_count == fired["number"] and "retry 1 in 30.0 s" in stderr
+    assert_one_stop_line(stderr, signal.SIGTERM)
+    assert_resume_loses_nothing(tap, fake, messages_of(stdout))
 
 
-def test_a_target_that_stops_reading_ends_the_tap_with_one_line(tap):
-    fake = build_fake()
-    try:
-        read_end, write_end = os.pipe()
-        reader = subprocess.Popen([sys.executable, "-c", "import sys\nfor _ in range(5): sys.stdin.readline()"],
-                                  stdin=read_end)
-        proc = subprocess.Popen(tap.argv(fake.config()), stdout=write_end, stderr=subprocess.PIPE, env=tap.env())
-        os.close(read_end)
-        os.close(write_end)
-        stderr = proc.communicate(timeout=60)[1].decode()
-        reader.wait(timeout=10)
-        tap.outputs.append(stderr)
-        assert proc.returncode == 1
-        assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-2000:]
-        lines = stderr.splitlines()
-        assert [line for line in lines if not LOG_LINE.match(line)] == []
-        assert [line for line in lines if line.startswith("CRITICAL")] == [lines[-1]]
-        assert lines[-1].startswith("CRITICAL The target stopped reading the tap's output (broken pipe)")
-    finally:
-        fake.stop()
+def test_a_target_that_stops_reading_ends_the_tap_with_one_line(tap, filled_fake):
+    fake = filled_fake
+    read_end, write_end = os.pipe()
+    reader = subprocess.Popen([sys.executable, "-c", "import sys\nfor _ in range(5): sys.stdin.readline()"],
+                              stdin=read_end)
+    proc = subprocess.Popen(tap.argv(fake.config()), stdout=write_end, stderr=subprocess.PIPE, env=tap.env())
+    os.close(read_end)
+    os.close(write_end)
+    stderr = proc.communicate(timeout=60)[1].decode()
+    reader.wait(timeout=10)
+    tap.outputs.append(stderr)
+    assert proc.returncode == 1
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-2000:]
+    lines = stderr.splitlines()
+    assert [line for line in lines if not LOG_LINE.match(line)] == []
+    assert [line for line in lines if line.startswith("CRITICAL")] == [lines[-1]]
+    assert lines[-1].startswith("CRITICAL The target stopped reading the tap's output (broken pipe)")
 
 
 def handlers_installed(pid: int) -> bool:

@@ -8,8 +8,9 @@ import signal
 from datetime import timedelta
 
 import pytest
-from conftest import NOW, YEARS_AGO, select
-from fake_wootric import FakeWootric
+from helpers import NOW, YEARS_AGO, lookback_days, read_strategies, select
+
+pytestmark = pytest.mark.slow  # Thousands of rows, several syncs per scenario.
 
 DAY = timedelta(days=1)
 
@@ -41,11 +42,9 @@ def old_ids(fake, days, count, step=1):
 
 
 @pytest.fixture
-def world_b():
+def world_b(make_fake):
     """The fake's default world for /responses: sort_key=updated_at honoured, updated[...] ignored."""
-    server = FakeWootric(seed=21).start()
-    yield server
-    server.stop()
+    return make_fake(seed=21)
 
 
 def test_strategy_b_catches_15_edits_to_old_responses_within_five_requests(world_b, tap):
@@ -122,94 +121,88 @@ def test_strategy_b_edits_made_during_the_first_sync_reach_the_next_run(world_b,
     assert all(latest[i]["score"] == 10 for i in oldest[::2])
 
 
-def test_strategy_c_catches_an_edit_of_any_age_within_reconcile_runs(tap):
-    fake = FakeWootric(seed=22).start()
+def test_strategy_c_catches_an_edit_of_any_age_within_reconcile_runs(tap, make_fake):
+    fake = make_fake(seed=22)
     fake.ignore_updated_sort = {"responses"}
-    try:
-        fake.generate("responses", 600, YEARS_AGO, NOW - DAY)
-        catalog = responses_only(tap, fake)
-        runs = 3
-        state = tap.run(fake.config(reconcile_runs=runs), catalog=catalog).final_state
-        by_age = sorted(fake.records("responses"), key=lambda r: r["created_at"])
-        edited = [by_age[0]["id"], by_age[300]["id"], by_age[-200]["id"]]
-        for record_id in edited:
-            fake.update("responses", record_id, score=4)
-        seen = {}
-        for _ in range(runs):
-            run = tap.run(fake.config(reconcile_runs=runs), catalog=catalog, state=state)
-            assert run.returncode == 0, run.stderr
-            assert "responses: read strategy: lookback rescan" in run.stderr
-            state = run.final_state
-            seen.update(latest_records(run))
-        assert all(seen[i]["score"] == 4 for i in edited)
-        assert "reconciliation pass complete" in run.stderr
-    finally:
-        fake.stop()
+    fake.generate("responses", 600, YEARS_AGO, NOW - DAY)
+    catalog = responses_only(tap, fake)
+    runs = 3
+    state = tap.run(fake.config(reconcile_runs=runs), catalog=catalog).final_state
+    by_age = sorted(fake.records("responses"), key=lambda r: r["created_at"])
+    edited = [by_age[0]["id"], by_age[300]["id"], by_age[-200]["id"]]
+    for record_id in edited:
+        fake.update("responses", record_id, score=4)
+    seen = {}
+    for _ in range(runs):
+        fake.clear_log()
+        run = tap.run(fake.config(reconcile_runs=runs), catalog=catalog, state=state)
+        assert run.returncode == 0, run.stderr
+        assert read_strategies(fake.list_requests("responses")) == ["lookback rescan"]
+        state = run.final_state
+        seen.update(latest_records(run))
+    assert all(seen[i]["score"] == 4 for i in edited)
+    # The pass completed in the last run: its table version is activated.
+    assert len(run.activations("responses")) == 1
 
 
-def test_strategy_c_log_says_where_the_pass_stands(tap):
-    fake = FakeWootric(seed=23).start()
+def test_strategy_c_log_says_where_the_pass_stands(tap, make_fake):
+    fake = make_fake(seed=23)
     fake.ignore_updated_sort = {"responses"}
-    try:
-        fake.generate("responses", 500, YEARS_AGO, NOW - DAY)
-        catalog = responses_only(tap, fake)
-        first = tap.run(fake.config(reconcile_runs=5), catalog=catalog)
-        second = tap.run(fake.config(reconcile_runs=5), catalog=catalog, state=first.final_state)
-        assert "rows read in 1 run(s) of about 500; it completes within 4 more run(s), by when every edit older " \
-               "than the lookback has been caught" in second.stderr
-    finally:
-        fake.stop()
+    fake.generate("responses", 500, YEARS_AGO, NOW - DAY)
+    catalog = responses_only(tap, fake)
+    first = tap.run(fake.config(reconcile_runs=5), catalog=catalog)
+    second = tap.run(fake.config(reconcile_runs=5), catalog=catalog, state=first.final_state)
+    assert "rows read in 1 run(s) of about 500; it completes within 4 more run(s), by when every edit older " \
+           "than the lookback has been caught" in second.stderr
 
 
-def test_a_decline_edit_would_still_be_caught_by_the_next_run(tap):
-    fake = FakeWootric(seed=24).start()
-    try:
-        fake.generate("declines", 300, YEARS_AGO, NOW - DAY)
-        catalog = select(tap.discover(fake.config()), {"declines": None})
-        first = tap.run(fake.config(), catalog=catalog)
-        idle = tap.run(fake.config(reconcile_runs=0), catalog=catalog, state=first.final_state)
-        # Never edited: the probe cannot prove the sort, so declines take the cheapest path (no lookback).
-        assert "declines: read strategy: lookback rescan" in idle.stderr and "a 0-day lookback" not in idle.stderr
-        oldest = min(fake.records("declines"), key=lambda r: r["created_at"])["id"]
-        fake.update("declines", oldest, origin_url="https://edited.example.com/")
-        second = tap.run(fake.config(reconcile_runs=0), catalog=catalog, state=idle.final_state)
-        # The edit itself proves the sort (an old row at the top), so the walk finds it at once.
-        assert "declines: read strategy: newest-first edit walk" in second.stderr
-        assert {r["id"]: r for r in second.records("declines")}[oldest]["origin_url"] == "https://edited.example.com/"
-    finally:
-        fake.stop()
+def test_a_decline_edit_would_still_be_caught_by_the_next_run(tap, make_fake):
+    fake = make_fake(seed=24)
+    fake.generate("declines", 300, YEARS_AGO, NOW - DAY)
+    catalog = select(tap.discover(fake.config()), {"declines": None})
+    first = tap.run(fake.config(), catalog=catalog)
+    fake.clear_log()
+    idle = tap.run(fake.config(reconcile_runs=0), catalog=catalog, state=first.final_state)
+    # Never edited: the probe cannot prove the sort, so declines take the lookback rescan, and a lookback of the
+    # configured 30 days, since no reconciliation pass would catch an edit (reconcile_runs is 0).
+    reads = fake.list_requests("declines")
+    assert read_strategies(reads) == ["lookback rescan"] and lookback_days(reads) == 30
+    oldest = min(fake.records("declines"), key=lambda r: r["created_at"])["id"]
+    fake.update("declines", oldest, origin_url="https://edited.example.com/")
+    fake.clear_log()
+    second = tap.run(fake.config(reconcile_runs=0), catalog=catalog, state=idle.final_state)
+    # The edit itself proves the sort (an old row at the top), so the walk finds it at once.
+    assert read_strategies(fake.list_requests("declines")) == ["newest-first edit walk"]
+    assert {r["id"]: r for r in second.records("declines")}[oldest]["origin_url"] == "https://edited.example.com/"
 
 
 @pytest.mark.parametrize("world, kill_at", [("b", 3), ("b", 5), ("c", 3), ("c", 6), ("a", 4)])
-def test_a_kill_in_each_strategy_then_a_resume_loses_no_edit(tap, world, kill_at):
-    fake = FakeWootric(seed=25, honour_updated_filter={"responses"} if world == "a" else None).start()
+def test_a_kill_in_each_strategy_then_a_resume_loses_no_edit(tap, make_fake, world, kill_at):
+    fake = make_fake(seed=25, honour_updated_filter={"responses"} if world == "a" else None)
     if world == "c":
         fake.ignore_updated_sort = {"responses"}
-    try:
-        fake.generate("responses", 700, YEARS_AGO, NOW - DAY)
-        recent = fake.generate("responses", 200, NOW - 20 * DAY, NOW - DAY)
-        catalog = responses_only(tap, fake)
-        first = tap.run(fake.config(reconcile_runs=4), catalog=catalog)
-        edited = (recent if world == "c" else old_ids(fake, 60, 150))[::2]
-        for record_id in edited:
-            fake.update("responses", record_id, score=7)
-        holder = {}
+    fake.generate("responses", 700, YEARS_AGO, NOW - DAY)
+    recent = fake.generate("responses", 200, NOW - 20 * DAY, NOW - DAY)
+    catalog = responses_only(tap, fake)
+    first = tap.run(fake.config(reconcile_runs=4), catalog=catalog)
+    edited = (recent if world == "c" else old_ids(fake, 60, 150))[::2]
+    for record_id in edited:
+        fake.update("responses", record_id, score=7)
+    holder = {}
 
-        def kill(server):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(holder["proc"].pid, signal.SIGKILL)
+    def kill(server):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(holder["proc"].pid, signal.SIGKILL)
 
-        fake.on_request(fake.api_request_count + kill_at, kill)
-        holder["proc"] = tap.start(fake.config(reconcile_runs=4), catalog=catalog, state=first.final_state)
-        killed = tap.finish(holder["proc"])
-        assert killed.returncode == -signal.SIGKILL
-        states = [m for m in killed.messages if m["type"] == "STATE"]
-        last = max(i for i, m in enumerate(killed.messages) if m["type"] == "STATE")
-        kept = [m["record"] for m in killed.messages[:last] if m["type"] == "RECORD"]
-        resumed = tap.run(fake.config(reconcile_runs=4), catalog=catalog, state=states[-1]["value"])
-        assert resumed.returncode == 0, resumed.stderr
-        latest = {r["id"]: r for r in kept}
-        latest.update(latest_records(resumed))
-        assert all(latest[i]["score"] == 7 for i in edited)
-    finally:
-        fake.stop()
+    fake.on_request(fake.api_request_count + kill_at, kill)
+    holder["proc"] = tap.start(fake.config(reconcile_runs=4), catalog=catalog, state=first.final_state)
+    killed = tap.finish(holder["proc"])
+    assert killed.returncode == -signal.SIGKILL
+    states = [m for m in killed.messages if m["type"] == "STATE"]
+    last = max(i for i, m in enumerate(killed.messages) if m["type"] == "STATE")
+    kept = [m["record"] for m in killed.messages[:last] if m["type"] == "RECORD"]
+    resumed = tap.run(fake.config(reconcile_runs=4), catalog=catalog, state=states[-1]["value"])
+    assert resumed.returncode == 0, resumed.stderr
+    latest = {r["id"]: r for r in kept}
+    latest.update(latest_records(resumed))
+    assert all(latest[i]["score"] == 7 for i in edited)

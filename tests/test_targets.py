@@ -4,29 +4,17 @@ on a real PostgreSQL. Each tool runs from its own virtualenv (tests/tools.py).""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections import defaultdict
 from datetime import timedelta, timezone
 from pathlib import Path
 
+import pytest
 import tools
-from conftest import NOW, STREAMS, seed
+from helpers import NOW, STREAMS, last_state, nps_by_month, pipe, seed
+
+pytestmark = pytest.mark.slow  # Real targets in their own virtualenvs, on PostgreSQL.
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "tap_wootric" / "schemas"
-
-
-def pipe(tap, config, target_argv, *, state=None, cwd=None, timeout=300):
-    """tap | target through an OS pipe, as a scheduler runs them; returns (tap run, target stdout)."""
-    proc = tap.start(config, state=state)
-    target = subprocess.run(target_argv, stdin=proc.stdout, capture_output=True, text=True, cwd=cwd, timeout=timeout)
-    proc.stdout.close()
-    tap_stderr = proc.stderr.read()
-    proc.wait(timeout=timeout)
-    tap.outputs += [tap_stderr, target.stdout, target.stderr]
-    assert proc.returncode == 0, tap_stderr[-3000:]
-    assert target.returncode == 0, target.stderr[-3000:]
-    return target
 
 
 def utc_text(moment):
@@ -73,15 +61,6 @@ def target_postgres_config(tmp_path, server, database):
     return path
 
 
-def nps_by_month(rows):
-    scores = defaultdict(list)
-    for row in rows:
-        if row["score"] is not None and not row["excluded_from_calculations"]:
-            scores[row["created_at"].astimezone(timezone.utc).strftime("%Y-%m")].append(row["score"])
-    return {month: round(100 * (sum(s >= 9 for s in v) - sum(s <= 6 for s in v)) / len(v), 2)
-            for month, v in scores.items()}
-
-
 def test_target_postgres_lands_typed_tables_upserts_and_answers_nps(fake, tap, tmp_path, postgres):
     seed(fake, (120, 400, 90))
     recent = fake.generate("responses", 10, NOW - timedelta(days=20), NOW - timedelta(days=1))
@@ -110,7 +89,7 @@ def test_target_postgres_lands_typed_tables_upserts_and_answers_nps(fake, tap, t
     for record_id in edited:
         fake.update("responses", record_id, score=0)
     new_user = fake.create("end_users")
-    state = json.loads(first.stdout.strip().splitlines()[-1])
+    state = last_state(first)
     time.sleep(1)  # the edits lie in an earlier second than the second sync's start
     pipe(tap, fake.config(), target_argv, state=state)
     for stream in STREAMS:
@@ -124,4 +103,4 @@ def test_target_postgres_lands_typed_tables_upserts_and_answers_nps(fake, tap, t
         "SELECT to_char(created_at, 'YYYY-MM'), "
         "round(100.0 * (count(*) FILTER (WHERE score >= 9) - count(*) FILTER (WHERE score <= 6)) / count(*), 2) "
         "FROM wootric.responses WHERE score IS NOT NULL AND NOT excluded_from_calculations GROUP BY 1")}
-    assert sql_nps == nps_by_month(fake.records("responses"))
+    assert sql_nps == nps_by_month(fake.records("responses"), digits=2)  # as the query above rounds

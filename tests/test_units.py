@@ -198,7 +198,7 @@ def test_compiled_transform_agrees_with_singer_python_on_api_data(deselect):
     import json
     from datetime import datetime, timezone
 
-    from fake_wootric import FakeWootric
+    from fake import FakeWootric
     from singer import metadata as singer_metadata
 
     from tap_wootric.catalog.discover import discover
