@@ -167,7 +167,7 @@ def test_without_the_margin_a_late_commit_is_lost(make_fake, tap):
 
 def test_retry_after_as_an_http_date_is_waited_out(make_fake, tap):
     fake = populated(make_fake)
-    fake.rate_limit_with_date(2, seconds=2)
+    fake.rate_limit_with_date(1, seconds=2)
     config = fake.config(start_date=START.isoformat())
     catalog = select(tap.discover(config), {"end_users": None})
     started = time.monotonic()
