@@ -1296,8 +1296,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     fake.start(args.port)
-    print(json.dumps({"api_url": fake.api_url, "oauth_url": fake.oauth_url, "client_id": fake.client_id,
-                      "client_secret": fake.client_secret}), flush=True)
+    print(json.dumps({"api_url": fake.api_url, "oauth_url": fake.oauth_url, "cxi_api_url": fake.url + "/cxi/v1",
+                      "client_id": fake.client_id, "client_secret": fake.client_secret}), flush=True)
     # A timed wait keeps the main thread responsive to signals on every platform.
     while not stopping.wait(0.5):
         pass
