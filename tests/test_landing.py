@@ -7,18 +7,21 @@ import json
 import re
 import subprocess
 from collections import defaultdict
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, List
+from zoneinfo import ZoneInfo
 
 import pytest
 import tools
-from conftest import NOW, seed, select
+from conftest import NOW, TapRun, parse_messages, seed, select
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 ALL_STREAMS = ("end_users", "responses", "declines", "segments", "cxi_responses", "cxi_tags", "cxi_projects",
-               "cxi_imports")
+               "cxi_imports", "nps_summary", "email_stats", "email_stats_sources", "survey_templates")
+# The day streams cost a request a day, so they get a run of their own from the first day of last month.
+DAY_STREAMS = ("nps_summary", "email_stats", "email_stats_sources", "survey_templates")
 # The README's names for the two targets, and how each is configured.
 TARGETS = {
     "meltanolabs-target-postgres": ("target-postgres", "database"),
@@ -29,8 +32,8 @@ TARGETS = {
 def kind_of(schema: Dict[str, Any]) -> str:
     types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     (kind,) = [t for t in types if t != "null"]
-    if kind == "string" and schema.get("format") == "date-time":
-        return "date-time"
+    if kind == "string" and schema.get("format") in ("date-time", "date"):
+        return schema["format"]
     if kind == "array":
         items = kind_of(schema["items"])
         return f"array of {items}s"
@@ -41,12 +44,13 @@ def kind_of(schema: Dict[str, Any]) -> str:
 EXPECTED = {
     "meltanolabs-target-postgres": {
         "object": "jsonb", "boolean": "boolean", "integer": "bigint", "number": "numeric",
-        "string": "text", "date-time": "timestamp without time zone", "array of strings": "text[]",
+        "string": "text", "date-time": "timestamp without time zone", "date": "date", "array of strings": "text[]",
         "array of objects": "jsonb[]", "array of integers": "bigint[]",
     },
     "pipelinewise-target-postgres": {
         "object": "jsonb", "boolean": "boolean", "integer": "bigint", "number": "double precision",
-        "string": "character varying", "date-time": "timestamp without time zone", "array of strings": "jsonb",
+        "string": "character varying", "date-time": "timestamp without time zone", "date": "character varying",
+        "array of strings": "jsonb",
         "array of objects": "jsonb", "array of integers": "jsonb",
     },
 }
@@ -73,8 +77,16 @@ def landed(tmp_path_factory, postgres):
         tap = TapRunner(tmp_path)
         config = fake.config(cxi_api_url=fake.url + "/cxi/v1")
         catalog = select(tap.discover(config), {name: None for name in ALL_STREAMS})
-        run = tap.run(config, catalog=catalog)
-        assert run.returncode == 0, run.stderr[-3000:]
+        core = tap.run(config, catalog=select(tap.discover(config), {name: None for name in ALL_STREAMS
+                                                                      if name not in DAY_STREAMS}))
+        assert core.returncode == 0, core.stderr[-3000:]
+        first_day = (datetime.now(ZoneInfo("America/Los_Angeles")).date().replace(day=1) - timedelta(days=1)).replace(
+            day=1)
+        days = tap.run(fake.config(start_date=fake.day_bounds(first_day)[0].strftime("%Y-%m-%dT%H:%M:%SZ")),
+                       catalog=select(tap.discover(config), {name: None for name in DAY_STREAMS}))
+        assert days.returncode == 0, days.stderr[-3000:]
+        run = TapRun(0, core.stdout + days.stdout, core.stderr + days.stderr)
+        run.messages = parse_messages(run.stdout)
         assert not leaked_secrets(tap.outputs, secrets_of(fake))
         responses = fake.records("responses")
     finally:
@@ -100,7 +112,7 @@ def landed(tmp_path_factory, postgres):
         counts = {stream: int(postgres.psql(f"SELECT count(*) FROM wootric.{stream}", database)[0][0])
                   for stream in {table for table, _ in types}}
         results[target] = (types, counts, database)
-    return results, run, catalog, responses
+    return results, run, catalog, responses, first_day.strftime("%Y-%m")
 
 
 def schemas_of(catalog) -> Dict[str, Dict[str, Any]]:
@@ -110,7 +122,7 @@ def schemas_of(catalog) -> Dict[str, Dict[str, Any]]:
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("stream", ALL_STREAMS)
 def test_every_stream_lands_with_a_typed_column_per_field(landed, target, stream):
-    results, run, catalog, _ = landed
+    results, run, catalog, *_ = landed
     types, counts, _ = results[target]
     keys = {tuple(record[key] for key in run.schemas()[stream]["key_properties"]) for record in run.records(stream)}
     assert keys, f"the tap emitted no {stream}"
@@ -130,18 +142,34 @@ def readme_landing_row(target: str) -> List[str]:
     return [cell.strip() for cell in row.strip("|").split("|")]
 
 
+# The README landing table's columns after the target's name, and the field each is checked on.
+LANDING_COLUMNS = (("responses", "end_user"), ("responses", "tags"), ("responses", "notes"),
+                   ("responses", "created_at"), ("nps_summary", "date"), ("responses", "score"),
+                   ("responses", "excluded_from_calculations"), ("responses", "ip_address"))
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_readme_landing_table_says_what_lands(landed, target):
     results, *_ = landed
     types, _, _ = results[target]
-    _, objects, tags, notes, times = readme_landing_row(target)
-    assert objects.startswith(f"`{types[('responses', 'end_user')]}`")
-    assert tags == f"`{types[('responses', 'tags')]}`"
-    assert notes == f"`{types[('responses', 'notes')]}`"
-    assert times == f"`{types[('responses', 'created_at')]}`"
-    # The sentence under the table, for the columns the table leaves out.
-    assert (f"booleans land as `{types[('responses', 'excluded_from_calculations')]}` and integers as "
-            f"`{types[('responses', 'score')]}`") in " ".join(README.read_text().split())
+    cells = readme_landing_row(target)[1:]
+    assert len(cells) == len(LANDING_COLUMNS)
+    for cell, field in zip(cells, LANDING_COLUMNS):
+        assert cell.split(" (")[0] == f"`{types[field]}`", (field, cell)
+
+
+def test_readme_reconciliation_with_nps_summary_runs_on_both_targets(landed, postgres):
+    """The README's reconciliation query runs on what each target creates (nps_summary.date is a date in one,
+    a varchar in the other), and the two NPS columns agree for every month nps_summary covers whole."""
+    results, _, _, _, first_month = landed
+    text = README.read_text()
+    after = text[text.index("Reconcile with nps_summary"):]
+    query = re.search(r"```sql\n(.*?)```", after, re.S).group(1)
+    for target, (_, _, database) in results.items():
+        rows = [row for row in postgres.psql(query, database) if row[0] >= first_month]
+        assert len(rows) >= 2, (target, rows)
+        for month, from_responses, from_summary in rows:
+            assert from_responses == from_summary and from_responses != "", (target, month)
 
 
 def readme_nps_query() -> str:
@@ -161,7 +189,7 @@ def nps_by_month(responses) -> Dict[str, float]:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_readme_nps_query_gives_utc_months_in_any_session_time_zone(landed, postgres, target):
-    results, _, _, responses = landed
+    results, _, _, responses, _ = landed
     _, _, database = results[target]
     truth = nps_by_month(responses)
     query = readme_nps_query()
