@@ -8,7 +8,7 @@ with open("README.md", encoding="utf-8") as readme_file:
     LONG_DESCRIPTION = readme_file.read()
 
 setup(
-    name="tap-wootric",
+    name="singer-tap-wootric",
     version=VERSION,
     description="Singer tap for Wootric (InMoment): NPS, CSAT and CES survey end users, responses and declines",
     long_description=LONG_DESCRIPTION,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import TAP, select
+from conftest import select
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fake_wootric.py"
@@ -17,7 +16,7 @@ CXI_STREAMS = ("cxi_responses", "cxi_tags", "cxi_projects", "cxi_imports")
 
 
 def test_the_fakes_printed_config_serves_every_stream_including_cxi(tap):
-    """`python tests/fake_wootric.py` prints a config; with it, a CXI stream is read from the fake, not the real host."""
+    """`python tests/fake_wootric.py` prints a config with which CXI streams read the fake, not the real host."""
     server = subprocess.Popen([sys.executable, str(FAKE), "--port", "0", "--end-users", "5", "--responses", "5",
                                "--declines", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
