@@ -22,8 +22,8 @@ LA = "America/Los_Angeles"
 
 
 def readme_sql(marker):
-    """The SQL block of the README that follows the line holding `marker`."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The SQL block of the recipes page (docs/recipes.md) that follows the line holding `marker`."""
+    text = (ROOT / "docs" / "recipes.md").read_text(encoding="utf-8")
     after = text[text.index(marker):]
     start = after.index("```sql\n") + len("```sql\n")
     return after[start:after.index("```", start)]

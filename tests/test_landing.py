@@ -18,6 +18,7 @@ from conftest import NOW, TapRun, parse_messages, seed, select
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+RECIPES = ROOT / "docs" / "recipes.md"  # the SQL moved from the README
 ALL_STREAMS = ("end_users", "responses", "declines", "segments", "cxi_responses", "cxi_tags", "cxi_projects",
                "cxi_imports", "nps_summary", "email_stats", "email_stats_sources", "survey_templates")
 # The day streams cost a request a day, so they get a run of their own from the first day of last month.
@@ -159,10 +160,10 @@ def test_readme_landing_table_says_what_lands(landed, target):
 
 
 def test_readme_reconciliation_with_nps_summary_runs_on_both_targets(landed, postgres):
-    """The README's reconciliation query runs on what each target creates (nps_summary.date is a date in one,
+    """The recipes page's reconciliation query runs on what each target creates (nps_summary.date is a date in one,
     a varchar in the other), and the two NPS columns agree for every month nps_summary covers whole."""
     results, _, _, _, first_month = landed
-    text = README.read_text()
+    text = RECIPES.read_text()
     after = text[text.index("Reconcile with nps_summary"):]
     query = re.search(r"```sql\n(.*?)```", after, re.S).group(1)
     for target, (_, _, database) in results.items():
@@ -173,7 +174,7 @@ def test_readme_reconciliation_with_nps_summary_runs_on_both_targets(landed, pos
 
 
 def readme_nps_query() -> str:
-    text = README.read_text()
+    text = RECIPES.read_text()
     section = text[text.index("## Load into PostgreSQL"):]
     return re.search(r"```sql\n(.*?)```", section, re.S).group(1)
 

@@ -245,14 +245,14 @@ def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, proje
         assert q(f"SELECT count(*) FROM wootric.{stream} AS t WHERE t::text ~ '{EMAIL}'") == [["0"]], stream
 
 
-def readme_block(heading: str, language: str) -> str:
-    text = (ROOT / "README.md").read_text()
+def readme_block(heading: str, language: str, page: str = "README.md") -> str:
+    text = (ROOT / page).read_text()
     section = text[text.index(heading):]
     return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
 
 
 def test_readme_recipe_is_the_example_projects_mapper():
-    recipe = yaml.safe_load(readme_block("### Personal data", "yaml"))
+    recipe = yaml.safe_load(readme_block("### Personal data", "yaml", "docs/recipes.md"))
     example = yaml.safe_load(EXAMPLE.read_text())["plugins"]
     assert recipe["mappers"] == example["mappers"]
 
