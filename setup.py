@@ -8,7 +8,7 @@ with open("README.md", encoding="utf-8") as readme_file:
     LONG_DESCRIPTION = readme_file.read()
 
 setup(
-    name="tap-wootric",
+    name="singer-tap-wootric",
     version=VERSION,
     description="Singer tap for Wootric (InMoment): NPS, CSAT and CES survey end users, responses and declines",
     long_description=LONG_DESCRIPTION,
@@ -18,8 +18,12 @@ setup(
     url="https://github.com/tap-wootric/tap-wootric",
     classifiers=[
         "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
     ],
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     # The license is the SPDX `license` above: setuptools warns about license classifiers. The schemas
     # directory is a data package with no __init__.py, so namespace discovery names it explicitly.
     # package_dir lets an editable install be a plain path entry, without setuptools' warning about its

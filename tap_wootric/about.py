@@ -45,7 +45,7 @@ def about() -> Dict[str, Any]:
         "description": DESCRIPTION,
         "version": VERSION,
         "capabilities": list(CAPABILITIES),
-        "supported_python_versions": ["3.9", "3.10", "3.11", "3.12", "3.13"],
+        "supported_python_versions": ["3.10", "3.11", "3.12", "3.13"],
         "settings": {
             "type": "object",
             "properties": properties,

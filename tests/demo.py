@@ -70,13 +70,16 @@ def main() -> None:
         stream, records, requests, seconds = match.groups()
         ideal = -(-int(records) // 50)
         print(f"{stream:<10} {records:>8} {requests:>9} {ideal:>6} {seconds:>8}")
+    print("(ideal: the fewest requests that can return that many records, at 50 a page)")
     shown = sorted(months)[-12:]
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
     print(f"\nNPS by month (responses, UTC; the last {len(shown)} of {len(months)} months):")
     for month in shown:
         promoters, passives, detractors = months[month]
         total = promoters + passives + detractors
         nps = round(100 * (promoters - detractors) / total) if total else 0
-        print(f"  {month}  NPS {nps:>4}  ({total} responses)")
+        partial = "  partial: the month is not over" if month == this_month else ""
+        print(f"  {month}  NPS {nps:>4}  ({total} responses){partial}")
     print(f"\nSinger messages: {messages}\nFinal state:     {OUT / 'state.json'}\nTap log:         {log}")
 
 

@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
 STREAMS = ("end_users", "responses", "declines")
+ALL_STREAMS = ("end_users", "responses", "declines", "segments", "cxi_responses", "cxi_tags", "cxi_projects",
+               "cxi_imports", "nps_summary", "email_stats", "email_stats_sources", "survey_templates")
+# The day streams cost a request a day, so they get a run of their own from the first day of last month.
+DAY_STREAMS = ("nps_summary", "email_stats", "email_stats_sources", "survey_templates")
+EXAMPLE = ROOT / "examples" / "meltano" / "meltano.yml"
+HUB = ROOT / "meltano-hub" / "tap-wootric.yml"
 # The tap's own retry waits (backoff, the 60 s default 429 wait) shrink 100-fold in tests.
 TEST_TIME_SCALE = "0.01"
 TAP = shutil.which("tap-wootric", path=str(Path(sys.executable).parent)) or shutil.which("tap-wootric")
@@ -269,11 +275,12 @@ def checker() -> jsonschema.FormatChecker:
 # -- the README --------------------------------------------------------------------------------------------------
 
 
-def readme_block(after: str, language: str) -> str:
-    """The first ```language block of the README after the first line holding ``after``."""
-    text = README.read_text(encoding="utf-8")
+def readme_block(after: str, language: str, page: str = "README.md") -> str:
+    """The first ```language block of the README (or another page of the repository, such as
+    docs/recipes.md) after the first line holding ``after``."""
+    text = (ROOT / page).read_text(encoding="utf-8")
     match = re.search(rf"```{language}\n(.*?)```", text[text.index(after):], re.S)
-    assert match, f"no {language} block after {after!r} in the README"
+    assert match, f"no {language} block after {after!r} in {page}"
     return match.group(1)
 
 
@@ -282,3 +289,41 @@ def readme_table_row(first_cell: str) -> List[str]:
     row = next(line for line in README.read_text(encoding="utf-8").splitlines()
                if line.startswith(f"| {first_cell} "))
     return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+# -- what the tap says of itself, and what targets make of its schemas ------------------------------------------
+
+
+def about():
+    proc = subprocess.run([TAP, "--about", "--format", "json"], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def settings_of(definition):
+    return {s["name"]: (s.get("kind", "string"), bool(s.get("sensitive", False))) for s in definition["settings"]}
+
+
+def about_settings():
+    info = about()
+    kinds = {"integer": "integer"}
+    result = {}
+    for name, schema in info["settings"]["properties"].items():
+        if schema.get("format") == "date-time":
+            kind = "date_iso8601"
+        elif "enum" in schema:
+            kind = "options"
+        else:
+            kind = kinds.get(schema["type"], "string")
+        result[name] = (kind, bool(schema.get("secret")))
+    return result
+
+
+def kind_of(schema: Dict[str, Any]) -> str:
+    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+    (kind,) = [t for t in types if t != "null"]
+    if kind == "string" and schema.get("format") in ("date-time", "date"):
+        return schema["format"]
+    if kind == "array":
+        items = kind_of(schema["items"])
+        return f"array of {items}s"
+    return kind

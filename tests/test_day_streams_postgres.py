@@ -77,7 +77,7 @@ def test_new_streams_land_typed_and_reconcile_with_responses(fake, tap, tmp_path
 
     # The README's reconciliation: the NPS of each account-local month from the responses equals the
     # NPS from nps_summary's day counts.
-    months = q(readme_block("Reconcile with nps_summary", "sql"))
+    months = q(readme_block("Reconcile with nps_summary", "sql", "docs/recipes.md"))
     assert len(months) >= 2
     for month, from_responses, from_summary in months:
         assert from_responses == from_summary and from_responses != "", month

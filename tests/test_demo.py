@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -28,5 +29,10 @@ def test_demo_summarises_every_stream_and_keeps_the_log_off_the_terminal(tmp_pat
     shown, total = map(int, re.search(r"NPS by month \(responses, UTC; the last (\d+) of (\d+) months\)",
                                       proc.stdout).groups())
     assert shown == 12 and total > shown
-    assert len(re.findall(r"^  \d{4}-\d{2}  NPS", proc.stdout, re.M)) == shown
+    months = re.findall(r"^  (\d{4}-\d{2})  NPS .*?(  partial: the month is not over)?$", proc.stdout, re.M)
+    assert len(months) == shown
+    # Only the month in progress is marked partial; the "ideal" column is explained.
+    this_month = datetime.now(timezone.utc).strftime("%Y-%m")
+    assert [month for month, partial in months if partial] == [m for m, _ in months if m == this_month]
+    assert "(ideal: the fewest requests that can return that many records, at 50 a page)" in proc.stdout
     assert "Authenticated" in (tmp_path / "tap.log").read_text()

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Dict
+from zoneinfo import ZoneInfo
 
 import pytest
 import tools
 from fake import FakeWootric
 from helpers import (
+    ALL_STREAMS,
+    DAY_STREAMS,
     NOW,
-    README,
+    TapRun,
     TapRunner,
+    kind_of,
     leaked_secrets,
     nps_by_month,
+    parse_messages,
     readme_block,
     readme_table_row,
     secrets_of,
@@ -26,8 +31,6 @@ from helpers import (
 
 pytestmark = pytest.mark.slow  # Both PostgreSQL targets, every stream.
 
-ALL_STREAMS = ("end_users", "responses", "declines", "segments", "cxi_responses", "cxi_tags", "cxi_projects",
-               "cxi_imports")
 # The README's names for the two targets, and how each is configured.
 TARGETS = {
     "meltanolabs-target-postgres": ("target-postgres", "database"),
@@ -35,27 +38,17 @@ TARGETS = {
 }
 
 
-def kind_of(schema: Dict[str, Any]) -> str:
-    types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-    (kind,) = [t for t in types if t != "null"]
-    if kind == "string" and schema.get("format") == "date-time":
-        return "date-time"
-    if kind == "array":
-        items = kind_of(schema["items"])
-        return f"array of {items}s"
-    return kind
-
-
 # The column types each target gives each kind of field: what the README's landing table says.
 EXPECTED = {
     "meltanolabs-target-postgres": {
         "object": "jsonb", "boolean": "boolean", "integer": "bigint", "number": "numeric",
-        "string": "text", "date-time": "timestamp without time zone", "array of strings": "text[]",
+        "string": "text", "date-time": "timestamp without time zone", "date": "date", "array of strings": "text[]",
         "array of objects": "jsonb[]", "array of integers": "bigint[]",
     },
     "pipelinewise-target-postgres": {
         "object": "jsonb", "boolean": "boolean", "integer": "bigint", "number": "double precision",
-        "string": "character varying", "date-time": "timestamp without time zone", "array of strings": "jsonb",
+        "string": "character varying", "date-time": "timestamp without time zone", "date": "character varying",
+        "array of strings": "jsonb",
         "array of objects": "jsonb", "array of integers": "jsonb",
     },
 }
@@ -78,8 +71,16 @@ def landed(tmp_path_factory, postgres):
         tap = TapRunner(tmp_path)
         config = fake.config()
         catalog = select(tap.discover(config), {name: None for name in ALL_STREAMS})
-        run = tap.run(config, catalog=catalog)
-    assert run.returncode == 0, run.stderr[-3000:]
+        core = tap.run(config, catalog=select(tap.discover(config), {name: None for name in ALL_STREAMS
+                                                                      if name not in DAY_STREAMS}))
+        assert core.returncode == 0, core.stderr[-3000:]
+        first_day = (datetime.now(ZoneInfo("America/Los_Angeles")).date().replace(day=1) - timedelta(days=1)).replace(
+            day=1)
+        days = tap.run(fake.config(start_date=fake.day_bounds(first_day)[0].strftime("%Y-%m-%dT%H:%M:%SZ")),
+                       catalog=select(tap.discover(config), {name: None for name in DAY_STREAMS}))
+        assert days.returncode == 0, days.stderr[-3000:]
+        run = TapRun(0, core.stdout + days.stdout, core.stderr + days.stderr)
+        run.messages = parse_messages(run.stdout)
     assert not leaked_secrets(tap.outputs, secrets_of(fake))
     responses = fake.records("responses")
     results = {}
@@ -103,7 +104,7 @@ def landed(tmp_path_factory, postgres):
         counts = {stream: int(postgres.psql(f"SELECT count(*) FROM wootric.{stream}", database)[0][0])
                   for stream in {table for table, _ in types}}
         results[target] = (types, counts, database)
-    return results, run, catalog, responses
+    return results, run, catalog, responses, first_day.strftime("%Y-%m")
 
 
 def schemas_of(catalog) -> Dict[str, Dict[str, Any]]:
@@ -113,7 +114,7 @@ def schemas_of(catalog) -> Dict[str, Dict[str, Any]]:
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("stream", ALL_STREAMS)
 def test_every_stream_lands_with_a_typed_column_per_field(landed, target, stream):
-    results, run, catalog, _ = landed
+    results, run, catalog, *_ = landed
     types, counts, _ = results[target]
     keys = {tuple(record[key] for key in run.schemas()[stream]["key_properties"]) for record in run.records(stream)}
     assert keys, f"the tap emitted no {stream}"
@@ -128,27 +129,41 @@ def test_every_stream_lands_with_a_typed_column_per_field(landed, target, stream
     assert not wrong, f"{target} {stream}: field: (kind, landed as, expected) {wrong}"
 
 
+# The README landing table's columns after the target's name, and the field each is checked on.
+LANDING_COLUMNS = (("responses", "end_user"), ("responses", "tags"), ("responses", "notes"),
+                   ("responses", "created_at"), ("nps_summary", "date"), ("responses", "score"),
+                   ("responses", "excluded_from_calculations"), ("responses", "ip_address"))
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_readme_landing_table_says_what_lands(landed, target):
     results, *_ = landed
     types, _, _ = results[target]
-    _, objects, tags, notes, times = readme_table_row(target)
-    assert objects.startswith(f"`{types[('responses', 'end_user')]}`")
-    assert tags == f"`{types[('responses', 'tags')]}`"
-    assert notes == f"`{types[('responses', 'notes')]}`"
-    assert times == f"`{types[('responses', 'created_at')]}`"
-    # The sentence under the table, for the columns the table leaves out.
-    assert (f"booleans land as `{types[('responses', 'excluded_from_calculations')]}` and integers as "
-            f"`{types[('responses', 'score')]}`") in " ".join(README.read_text().split())
+    cells = readme_table_row(target)[1:]
+    assert len(cells) == len(LANDING_COLUMNS)
+    for cell, field in zip(cells, LANDING_COLUMNS):
+        assert cell.split(" (")[0] == f"`{types[field]}`", (field, cell)
+
+
+def test_readme_reconciliation_with_nps_summary_runs_on_both_targets(landed, postgres):
+    """The recipes page's reconciliation query runs on what each target creates (nps_summary.date is a date in one,
+    a varchar in the other), and the two NPS columns agree for every month nps_summary covers whole."""
+    results, _, _, _, first_month = landed
+    query = readme_block("Reconcile with nps_summary", "sql", "docs/recipes.md")
+    for target, (_, _, database) in results.items():
+        rows = [row for row in postgres.psql(query, database) if row[0] >= first_month]
+        assert len(rows) >= 2, (target, rows)
+        for month, from_responses, from_summary in rows:
+            assert from_responses == from_summary and from_responses != "", (target, month)
 
 
 def readme_nps_query() -> str:
-    return readme_block("## Load into PostgreSQL", "sql")
+    return readme_block("## Load into PostgreSQL", "sql", "docs/recipes.md")
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_readme_nps_query_gives_utc_months_in_any_session_time_zone(landed, postgres, target):
-    results, _, _, responses = landed
+    results, _, _, responses, _ = landed
     _, _, database = results[target]
     truth = nps_by_month(responses, digits=1)  # as the README's query rounds
     query = readme_nps_query()

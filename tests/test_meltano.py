@@ -16,35 +16,7 @@ from pathlib import Path
 import pytest
 import tools
 import yaml
-from helpers import STREAMS, TAP, readme_block, seed
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "meltano" / "meltano.yml"
-HUB = ROOT / "meltano-hub" / "tap-wootric.yml"
-
-
-def about():
-    proc = subprocess.run([TAP, "--about", "--format", "json"], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)
-
-
-def settings_of(definition):
-    return {s["name"]: (s.get("kind", "string"), bool(s.get("sensitive", False))) for s in definition["settings"]}
-
-
-def about_settings():
-    info = about()
-    kinds = {"integer": "integer"}
-    result = {}
-    for name, schema in info["settings"]["properties"].items():
-        if schema.get("format") == "date-time":
-            kind = "date_iso8601"
-        elif "enum" in schema:
-            kind = "options"
-        else:
-            kind = kinds.get(schema["type"], "string")
-        result[name] = (kind, bool(schema.get("secret")))
-    return result
+from helpers import EXAMPLE, HUB, ROOT, STREAMS, TAP, about, about_settings, readme_block, seed, settings_of
 
 
 @pytest.mark.parametrize("path", [HUB, EXAMPLE], ids=["hub", "example"])
@@ -246,7 +218,7 @@ def test_personal_data_recipe_hashes_email_and_drops_ip_address(fake, tap, proje
 
 
 def test_readme_recipe_is_the_example_projects_mapper():
-    recipe = yaml.safe_load(readme_block("### Personal data", "yaml"))
+    recipe = yaml.safe_load(readme_block("### Personal data", "yaml", "docs/recipes.md"))
     example = yaml.safe_load(EXAMPLE.read_text())["plugins"]
     assert recipe["mappers"] == example["mappers"]
 

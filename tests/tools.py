@@ -22,6 +22,11 @@ TOOLS = {
     "pipelinewise-target-postgres": ("pipelinewise-target-postgres==2.1.2", "target-postgres"),
     # The mapper Meltano runs in the personal-data recipe (its Hub name is meltano-map-transformer).
     "meltano-map-transform": ("meltano-map-transform==0.12.3", "meltano-map-transform"),
+    # duckdb 1.3 and newer make target-duckdb 0.8.0 drop the first row of every batch.
+    "target-duckdb": ("target-duckdb==0.8.0 duckdb==1.2.2", "target-duckdb"),
+    "meltanolabs-target-csv": ("meltanolabs-target-csv==0.5.0", "target-csv"),
+    # Builds the sdist and wheel, and checks them as PyPI would (tests/test_release.py).
+    "build-twine": ("build==1.6.1 twine==7.0.0", "twine"),
 }
 _locks = {name: threading.Lock() for name in TOOLS}
 
@@ -35,7 +40,7 @@ def ensure(name: str) -> Path:
         if not marker.exists() or marker.read_text().strip() != requirement:
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
             subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                            requirement], check=True)
+                            *requirement.split()], check=True)
             marker.write_text(requirement + "\n")
     return venv / "bin" / executable
 
