@@ -7,7 +7,8 @@ second and, at the end, moves the bookmark to the run's signpost.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from tap_wootric.config import TapConfig
 from tap_wootric.incremental.paging import Batch, KeysetScanner, PageQuery, QueryNotHonoured
@@ -17,12 +18,40 @@ from tap_wootric.state import SCAN_POSITION, SCAN_SIGNPOST
 from tap_wootric.stream_run import StreamRun
 from tap_wootric.timeutil import format_epoch
 
-if TYPE_CHECKING:
-    from tap_wootric.incremental.strategies import KeysetRead
-
 LOGGER = logging.getLogger(__name__)
 
 Row = Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeysetRead:
+    """A keyset read as strategies.choose describes it: paging on `field` with the `filter_param[...]`
+    range. The engine below plans and runs it."""
+
+    name: str
+    reason: str
+    field: str
+    filter_param: str
+    # Rows created within this many days before the bookmark are read again (the lookback rescan).
+    lookback_days: int = 0
+    # Pages on the replication key itself, from the bookmark.
+    replication_scan: bool = False
+    # Covers the whole history, which a server-side filter (extra_params) keeps to the edits.
+    from_start_date: bool = False
+    extra_params: Tuple[Tuple[str, Any], ...] = ()
+    # Rows created before this second are not emitted.
+    created_since: Optional[int] = None
+    # A row updated before this second proves the API ignored the filter (QueryNotHonoured).
+    require_updated_since: Optional[int] = None
+    # The probe's newest updated second: nothing to read when it lies before the plan's start.
+    unchanged_since: Optional[int] = None
+    # Edits older than what the read covers are caught only by the reconciliation pass.
+    relies_on_pass: bool = False
+    # What runs when the API turns out not to honour what the probe proved (a read of the same kind).
+    fallback: Any = None
+
+    def run(self, engine: KeysetEngine) -> None:
+        engine.run_read(self)
 
 
 class KeysetEngine:

@@ -18,44 +18,13 @@ the same pass that finds deletions in every world.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from tap_wootric.incremental.edit_walk import walk_edits
+from tap_wootric.incremental.keyset import KeysetEngine, KeysetRead
 from tap_wootric.incremental.probe import Verdict
 from tap_wootric.streams import StreamSpec
 from tap_wootric.timeutil import parse_bookmark
-
-if TYPE_CHECKING:
-    from tap_wootric.incremental.keyset import KeysetEngine
-
-
-@dataclass(frozen=True)
-class KeysetRead:
-    """Keyset paging on `field` with the `filter_param[...]` range; the engine plans and runs it."""
-
-    name: str
-    reason: str
-    field: str
-    filter_param: str
-    # Rows created within this many days before the bookmark are read again (the lookback rescan).
-    lookback_days: int = 0
-    # Pages on the replication key itself, from the bookmark.
-    replication_scan: bool = False
-    # Covers the whole history, which a server-side filter (extra_params) keeps to the edits.
-    from_start_date: bool = False
-    extra_params: Tuple[Tuple[str, Any], ...] = ()
-    # Rows created before this second are not emitted.
-    created_since: Optional[int] = None
-    # A row updated before this second proves the API ignored the filter (QueryNotHonoured).
-    require_updated_since: Optional[int] = None
-    # The probe's newest updated second: nothing to read when it lies before the plan's start.
-    unchanged_since: Optional[int] = None
-    # Edits older than what the read covers are caught only by the reconciliation pass.
-    relies_on_pass: bool = False
-    fallback: Optional[Read] = None
-
-    def run(self, engine: KeysetEngine) -> None:
-        engine.run_read(self)
 
 
 @dataclass(frozen=True)
