@@ -55,15 +55,18 @@ class ApiClock:
         first = self.offset is None
         self.offset = offset
         if first:
-            self._report(offset)
+            # Reported at the middle of what the whole-second header allows.
+            self._report(offset + 0.5)
 
     @staticmethod
     def _report(offset: float) -> None:
         if abs(offset) > WARNING_OFFSET_SECONDS:
-            LOGGER.warning("The API's clock is %.0f s %s this machine's; the tap bounds its reads by the API's clock",
+            LOGGER.warning("The API's clock is about %.0f s %s this machine's; the tap bounds its reads by the API's "
+                           "clock",
                            abs(offset), "ahead of" if offset > 0 else "behind")
         elif abs(offset) > NOTICEABLE_OFFSET_SECONDS:
-            LOGGER.info("The API's clock is %.0f s %s this machine's; the tap bounds its reads by the API's clock",
+            LOGGER.info("The API's clock is about %.0f s %s this machine's; the tap bounds its reads by the API's "
+                        "clock",
                         abs(offset), "ahead of" if offset > 0 else "behind")
 
     def now(self) -> float:
