@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = ROOT / ".tools"
-# name -> (pip requirement, executable)
+# name -> (pip requirements, separated by spaces; executable)
 TOOLS = {
     "target-jsonl": ("target-jsonl==0.1.4", "target-jsonl"),
     "singer-tools": ("singer-tools==0.4.1", "singer-check-tap"),
@@ -22,6 +22,12 @@ TOOLS = {
     "pipelinewise-target-postgres": ("pipelinewise-target-postgres==2.1.2", "target-postgres"),
     # The mapper Meltano runs in the personal-data recipe (its Hub name is meltano-map-transformer).
     "meltano-map-transform": ("meltano-map-transform==0.12.3", "meltano-map-transform"),
+    # The DuckDB loader of `make demo`. duckdb 1.3 and newer make target-duckdb 0.8.0 lose the first row of
+    # every batch; both DuckDB tools use the same duckdb, so either can open the other's file.
+    "target-duckdb": ("target-duckdb==0.8.0 duckdb==1.2.2", "target-duckdb"),
+    # dbt for the models in dbt_wootric/ (dbt-core 1.12 does not install offline).
+    "dbt-duckdb": ("dbt-core==1.11.16 dbt-duckdb==1.11.1 duckdb==1.2.2", "dbt"),
+    "dbt-postgres": ("dbt-core==1.11.16 dbt-postgres==1.11.0", "dbt"),
 }
 _locks = {name: threading.Lock() for name in TOOLS}
 
@@ -35,7 +41,7 @@ def ensure(name: str) -> Path:
         if not marker.exists() or marker.read_text().strip() != requirement:
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
             subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                            requirement], check=True)
+                            *requirement.split()], check=True)
             marker.write_text(requirement + "\n")
     return venv / "bin" / executable
 
