@@ -19,8 +19,9 @@ $(BIN)/tap-wootric: setup.py pyproject.toml
 
 venv: $(BIN)/tap-wootric
 
+# The sync of tests/demo.py, then DuckDB (target-duckdb), dbt build of dbt_wootric/ and the chart.
 demo: venv
-	$(BIN)/python tests/demo.py
+	$(BIN)/python tests/demo_models.py
 
 lint: venv
 	$(BIN)/ruff check .
