@@ -27,8 +27,10 @@ def plain(value):
     if isinstance(value, (datetime.date, datetime.datetime)):
         return value.isoformat()
     return value
-with duckdb.connect(sys.argv[1], read_only=True) as connection:
-    rows = connection.execute(sys.argv[2]).fetchall()
+read = sys.argv[3] == "read"
+with duckdb.connect(sys.argv[1], read_only=read) as connection:
+    result = connection.execute(sys.argv[2])
+    rows = result.fetchall() if read else []
 print(json.dumps([[plain(value) for value in row] for row in rows]))
 """
 
@@ -51,11 +53,12 @@ def load_duckdb(messages: str, database: Path, directory: Path, timeout: float =
     return proc.stdout
 
 
-def query_duckdb(database: Path, sql: str) -> List[List[Any]]:
-    """Rows of a query on a DuckDB file, read with the duckdb of the dbt-duckdb tool."""
+def query_duckdb(database: Path, sql: str, *, write: bool = False) -> List[List[Any]]:
+    """Rows of a query on a DuckDB file, read with the duckdb of the dbt-duckdb tool (`write`: statements
+    that change the file, which return no rows)."""
     python = tools.ensure("dbt-duckdb").parent / "python"
-    proc = subprocess.run([str(python), "-c", _QUERY, str(database), sql], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([str(python), "-c", _QUERY, str(database), sql, "write" if write else "read"],
+                          capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise RuntimeError(f"DuckDB query failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
