@@ -56,4 +56,4 @@ test-pythons:
 	done
 
 clean:
-	rm -rf $(VENV) .venv-3.* .tools demo-output build *.egg-info
+	rm -rf $(VENV) .venv-3.* .tools demo-output build *.egg-info dbt_wootric/target dbt_wootric/logs
