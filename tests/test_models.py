@@ -38,7 +38,8 @@ def seed_months(fake):
     for _ in range(2):
         month = (month + timedelta(days=32)).replace(day=1)
         utc_start = month.replace(tzinfo=None).replace(tzinfo=ZoneInfo("UTC"))
-        fake.generate("responses", 3, utc_start + timedelta(hours=1), utc_start + timedelta(hours=2))
+        if utc_start + timedelta(hours=2) < NOW - timedelta(hours=2):
+            fake.generate("responses", 3, utc_start + timedelta(hours=1), utc_start + timedelta(hours=2))
     return low.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -100,7 +101,7 @@ def test_every_stream_lands_in_duckdb_and_the_models_build_and_can_fail(fake, ta
 
     responses, declines, end_users = latest(run, "responses"), latest(run, "declines"), latest(run, "end_users")
     months = expected_months(responses, declines)
-    assert len(months) == 3
+    assert len(months) >= 2
     monthly = q("SELECT month, promoters, passives, detractors, declines, responses, nps "
                 "FROM analytics.wootric__nps_monthly ORDER BY month")
     assert [row[0] for row in monthly] == sorted(months)

@@ -46,16 +46,18 @@ def ensure(name: str) -> Path:
     return venv / "bin" / executable
 
 
-def main() -> int:
-    threads = [threading.Thread(target=ensure, args=(name,)) for name in TOOLS]
+def main(names: list[str]) -> int:
+    """Install the named tools (all of them when none is named) in parallel and print their executables."""
+    names = names or list(TOOLS)
+    threads = [threading.Thread(target=ensure, args=(name,)) for name in names]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for name in TOOLS:
+    for name in names:
         print(ensure(name))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
