@@ -20,8 +20,13 @@ $(BIN)/tap-wootric: setup.py pyproject.toml
 
 venv: $(BIN)/tap-wootric
 
-demo: venv
-	$(BIN)/python tests/demo.py
+# The sync of tests/demo.py, then DuckDB (target-duckdb), dbt build of dbt_wootric/ and the chart. The two
+# DuckDB tools install into .tools/ while the venv is built.
+demo:
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || sh .ci/apt-install python3-venv
+	@$(PYTHON) tests/tools.py target-duckdb dbt-duckdb >/dev/null & tools=$$!; \
+	  $(MAKE) --no-print-directory venv; built=$$?; wait $$tools || exit 1; [ $$built -eq 0 ] || exit $$built
+	$(BIN)/python tests/demo_models.py
 
 lint: venv
 	$(BIN)/ruff check .
@@ -63,4 +68,4 @@ dist: tools
 	.tools/build-twine/bin/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) .venv-3.* .tools demo-output build dist *.egg-info
+	rm -rf $(VENV) .venv-3.* .tools demo-output build dist *.egg-info dbt_wootric/target dbt_wootric/logs
