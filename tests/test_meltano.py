@@ -121,7 +121,9 @@ def project(tmp_path, fake):
     env = {**os.environ, "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
            "TAP_WOOTRIC_CLIENT_ID": fake.client_id, "TAP_WOOTRIC_CLIENT_SECRET": fake.client_secret,
            "TAP_WOOTRIC_API_URL": fake.api_url, "TAP_WOOTRIC_OAUTH_URL": fake.oauth_url,
-           "TAP_WOOTRIC_START_DATE": "2015-01-01T00:00:00Z", "TAP_WOOTRIC_TIME_SCALE": "0.01"}
+           "TAP_WOOTRIC_START_DATE": "2015-01-01T00:00:00Z", "TAP_WOOTRIC_TIME_SCALE": "0.01",
+           # The tests change rows and run again at once (see fake.config()).
+           "TAP_WOOTRIC_COMMIT_MARGIN_SECONDS": "0"}
     env.pop("VIRTUAL_ENV", None)
     meltano = str(tools.ensure("meltano"))
 
