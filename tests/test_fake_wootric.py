@@ -58,7 +58,7 @@ def test_client_credentials_token_has_no_refresh_token(wootric):
     assert body["token_type"] == "bearer" and body["expires_in"] == 7200 and body["scope"] == "public"
     assert abs(body["created_at"] - time.time()) < 5
     assert "refresh_token" not in body
-    assert wootric.tokens_issued == [body["access_token"]]
+    assert wootric.tokens_issued == [body["access_token"]] and wootric.grants == ["client_credentials"]
 
 
 def test_token_endpoint_accepts_multipart_and_refuses_bad_requests(wootric):

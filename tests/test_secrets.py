@@ -6,6 +6,7 @@ here the runs most likely to leak are made on purpose, at DEBUG level.
 
 from __future__ import annotations
 
+import pytest
 from helpers import leaked_secrets, secrets_of, seed
 
 
@@ -15,6 +16,7 @@ def test_leak_search_finds_a_planted_secret(fake):
     assert leaked_secrets(["INFO nothing here"], secrets_of(fake)) == []
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_output_of_faulty_runs_at_debug_level(fake, tap):
     seed(fake, (200, 200, 100))
     fake.token_ttl = 2

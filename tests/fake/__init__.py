@@ -57,8 +57,9 @@ Hooks, by the 1-based number of an API GET (token requests are not counted):
   (``"v1"``, ``"v2"``, ``"cxi"``); ``refuse(route, None)`` serves it again. A refused 401 stays 401 after a
   token renewal. ``cxi_status`` and ``v2_status`` are the whole-API refusals as attributes (CXI 424 carries
   the onboarding message).
-- ``expire_tokens()``; data changes with ``generate``, ``add_burst``, ``create``, ``update``, ``corrupt``,
-  ``delete``; the log in ``requests`` / ``list_requests()``; bugs of the fake in ``errors``.
+- ``expire_tokens()``; ``grants`` lists the grant_type of every token issued. Data changes: ``generate``,
+  ``add_burst``, ``create``, ``update``, ``corrupt``, ``delete``; the log in ``requests`` /
+  ``list_requests()``; bugs of the fake in ``errors``.
 
 In tests it runs in a daemon thread (``with FakeWootric(seed=3) as fake: ...``, or the ``make_fake`` and
 ``fake`` fixtures); for a demo run it alone::

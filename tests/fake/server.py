@@ -88,6 +88,7 @@ class FakeWootric(World, Faults):
         self.requests: list[dict[str, Any]] = []
         self.tokens_issued: list[str] = []
         self.refresh_tokens_issued: list[str] = []
+        self.grants: list[str] = []  # the grant_type of every token issued, in order
         # Exceptions raised inside the fake (including by on_request actions); each also produced a 500.
         self.errors: list[BaseException] = []
         self.api_request_count = 0
@@ -201,26 +202,27 @@ class FakeWootric(World, Faults):
         with self._lock:
             if grant == "client_credentials":
                 if form.get("client_id") == self.client_id and form.get("client_secret") == self.client_secret:
-                    return 200, self._issue(refresh=False), no_store
+                    return 200, self._issue(grant, refresh=False), no_store
                 return 401, oauth_error("invalid_client", INVALID_CLIENT), {}
             if grant == "password":
                 account = query.get("account_token")
                 if account is not None and not account.startswith("NPS-"):
                     return 404, {"error": "Not found", "status": 404}, {}  # RUDDER's captured reply (notes §1.1)
                 if form.get("username") == self.username and form.get("password") == self.password:
-                    return 200, self._issue(refresh=True), no_store
+                    return 200, self._issue(grant, refresh=True), no_store
                 return 400, oauth_error("invalid_grant", INVALID_GRANT), {}
             if grant == "refresh_token":
                 token = form.get("refresh_token")
                 if token in self._refresh_tokens:
                     self._refresh_tokens.discard(token)  # rotated: each refresh token works once
-                    return 200, self._issue(refresh=True), no_store
+                    return 200, self._issue(grant, refresh=True), no_store
                 return 400, oauth_error("invalid_grant", INVALID_GRANT), {}
         if not grant:
             return 400, oauth_error("invalid_request", INVALID_REQUEST), {}
         return 400, oauth_error("unsupported_grant_type", UNSUPPORTED_GRANT), {}
 
-    def _issue(self, *, refresh: bool) -> dict[str, Any]:
+    def _issue(self, grant: str, *, refresh: bool) -> dict[str, Any]:
+        self.grants.append(grant)
         token = secrets.token_hex(32)
         # Lifetimes run on this machine's clock; the stamp in the body is the API's.
         self._access_tokens[token] = time.time() + self.token_ttl
