@@ -27,19 +27,7 @@ AUTH_GROUPS: Tuple[Tuple[str, ...], ...] = (
 
 
 def about() -> Dict[str, Any]:
-    properties: Dict[str, Any] = {}
-    for setting in SETTINGS:
-        schema: Dict[str, Any] = {"type": setting.json_type, "description": setting.description}
-        if setting.kind == "date_iso8601":
-            schema["format"] = "date-time"
-        if setting.options:
-            schema["enum"] = list(setting.options)
-        if setting.default is not None:
-            schema["default"] = setting.default
-        if setting.sensitive:
-            schema["secret"] = True
-            schema["writeOnly"] = True
-        properties[setting.name] = schema
+    properties = {setting.name: setting.json_schema() for setting in SETTINGS}
     return {
         "name": NAME,
         "description": DESCRIPTION,

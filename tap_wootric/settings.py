@@ -37,6 +37,19 @@ class Setting:
     def env_var(self) -> str:
         return ENV_PREFIX + self.name.upper()
 
+    def json_schema(self) -> Dict[str, Any]:
+        """The setting as a JSON Schema property (what `--about` lists)."""
+        schema: Dict[str, Any] = {"type": self.json_type, "description": self.description}
+        extra = {
+            "format": "date-time" if self.kind == "date_iso8601" else None,
+            "enum": list(self.options) or None,
+            "default": self.default,
+            "secret": True if self.sensitive else None,
+            "writeOnly": True if self.sensitive else None,
+        }
+        schema.update({key: value for key, value in extra.items() if value is not None})
+        return schema
+
 
 SETTINGS: Tuple[Setting, ...] = (
     Setting("client_id", "string", "OAuth client id (Wootric: Settings > API). With client_secret, the "

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tap_wootric.config import TapConfig
-from tap_wootric.incremental.paging import Batch, KeysetScanner, PageQuery, QueryNotHonoured
+from tap_wootric.incremental.paging import KeysetScanner, PageQuery, QueryNotHonoured
 from tap_wootric.incremental.plan import ScanPlan, plan_scan
 from tap_wootric.incremental.probe import Verdict, probe
 from tap_wootric.state import SCAN_POSITION, SCAN_SIGNPOST
@@ -143,29 +143,30 @@ class KeysetEngine:
                                 lambda row: run.second_of(row, field), stream=self.spec.name, logger=LOGGER,
                                 alternative_sort=self.alternative_sort_key(field) is not None,
                                 note_shortfall=run.note_shortfall)
+        budget = float("inf") if stop_after_rows is None else stop_after_rows
         read = 0
-        batch: Optional[Batch] = None  # None once the scan has ended by itself
         for batch in scanner.scan(start, upper):
-            records, stop_at = batch.records, None
-            if stop_after_rows is not None and read + len(records) > stop_after_rows:
-                # Stop inside the page: rows come in scan order, so the first row left unread
-                # gives a resume point that re-reads only its own second.
-                taken = max(0, stop_after_rows - read)
-                records, stop_at = records[:taken], run.second_of(records[taken], field)
+            records, stop_at = self._within(batch.records, budget - read, field)
             kept = [row for row in records if keep(row)]
             run.skipped += len(records) - len(kept)
             read += len(records)
             run.emit(kept)
             if stop_at is not None:
                 checkpoint(stop_at)
-                break
+                return False
             if batch.checkpoint is not None:
                 checkpoint(batch.checkpoint)
-                if stop_after_rows is not None and read >= stop_after_rows:
-                    break
-        else:
-            batch = None
-        return batch is None
+                if read >= budget:
+                    return False
+        return True
+
+    def _within(self, records: List[Row], room: float, field: str) -> Tuple[List[Row], Optional[int]]:
+        """The rows of a page that fit the room left, and where to resume when some do not: rows come in
+        scan order, so the first row left unread gives a resume point that re-reads only its own second."""
+        if len(records) <= room:
+            return records, None
+        taken = max(0, int(room))
+        return records[:taken], self.run.second_of(records[taken], field)
 
     def _fetcher(self, field: str, filter_param: str,
                  extra_params: Optional[Dict[str, Any]]) -> Callable[[PageQuery], Any]:

@@ -203,16 +203,16 @@ class KeysetScanner:
         if len(rows) > query.per_page:
             raise ApiError(f"{self._stream}: asked for {query.per_page} rows a page, got {len(rows)}")
         page = [(self._second_of(row), row) for row in rows]
-        previous: Optional[int] = None
+        upper = query.lt if query.lt is not None else float("inf")
         for second, row in page:
-            if second < query.gte or (query.lt is not None and second >= query.lt):
+            if not query.gte <= second < upper:
                 raise QueryNotHonoured(
                     f"{self._stream}: the API returned a row (id {self._id_of(row)}) outside the requested "
                     "time filter; it may have ignored the filter, so paging cannot be trusted"
                 )
-            if previous is not None and (second < previous if not query.descending else second > previous):
-                raise QueryNotHonoured(f"{self._stream}: the API did not return rows in the requested order")
-            previous = second
+        seconds = [second for second, _ in page]
+        if seconds != sorted(seconds, reverse=query.descending):
+            raise QueryNotHonoured(f"{self._stream}: the API did not return rows in the requested order")
         return page
 
     def scan(self, start: int, upper: Optional[int]) -> Iterator[Batch]:
@@ -274,23 +274,26 @@ class KeysetScanner:
             count = descending.count
         elif count is None or len(emitted) < count:
             count = yield from self._resample(second, emitted, count)
-        if count is not None and len(emitted) >= count:
+        self._report_dense(second, len(emitted), count)
+        yield Batch([], second + 1)
+
+    def _report_dense(self, second: int, reached: int, count: Optional[int]) -> None:
+        """Say whether every row of a dense second was reached; a shortfall is noted, never silent."""
+        if count is not None and reached >= count:
             self._logger.info("%s: all %d records sharing the second %s reached", self._stream, count, second)
         elif count is not None:
-            self._note_shortfall(f"{count - len(emitted)} of the {count} rows sharing the second {second} "
+            self._note_shortfall(f"{count - reached} of the {count} rows sharing the second {second} "
                                  "could not be reached")
             self._logger.warning(
                 "%s: %d records share the second %s, but the API returned them in a different order on every "
                 "request and only %d of them were reached (%d missing) after %d re-reads; the scan moves on",
-                self._stream, count, second, len(emitted), count - len(emitted), RESAMPLE_ROUNDS)
+                self._stream, count, second, reached, count - reached, RESAMPLE_ROUNDS)
         else:
             self._note_shortfall(f"more rows share the second {second} than the API can reach")
             self._logger.warning(
                 "%s: at least %d records share one second (%s), so how many is unknown (the API exposes no count "
                 "and reaches %d from each end); %d were emitted and the rest could not be reached. The scan "
-                "moves on to the next second.", self._stream, max(MAX_REACH, len(emitted)), second, MAX_REACH,
-                len(emitted))
-        yield Batch([], second + 1)
+                "moves on to the next second.", self._stream, max(MAX_REACH, reached), second, MAX_REACH, reached)
 
     def _dense_page(self, second: int, descending: bool,
                     alternative: bool) -> Callable[[int, int], List[Dict[str, Any]]]:
