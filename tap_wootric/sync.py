@@ -58,16 +58,19 @@ def sync_bounds(client: WootricClient, config: TapConfig) -> SyncBounds:
 
 def abandon_deselected_passes(state: Dict[str, Any], selected: set) -> bool:
     """A pass whose stream sat out a run cannot prove what that run would have read: start it over."""
-    bookmarks = state.get("bookmarks") or {}
-    passes = {spec.name: (bookmarks.get(spec.name) or {}).get(STATE_KEY) or {}
-              for spec in STREAMS if spec.read_by == "incremental" and spec.name not in selected}
-    abandoned = {name: raw for name, raw in passes.items() if "version" in raw}
-    for name, raw in abandoned.items():
-        LOGGER.warning("%s: not selected in this run, so its reconciliation pass (version %s) cannot prove that it "
-                       "read every row; it sends no ACTIVATE_VERSION and starts over when the stream is selected "
-                       "again", name, raw["version"])
-        bookmarks[name][STATE_KEY] = ReconcilePass.completed_state(raw["version"], raw.get("estimate") or 0)
-    return bool(abandoned)
+    changed = False
+    for spec in STREAMS:
+        if spec.read_by != "incremental" or spec.name in selected:
+            continue
+        bookmark = (state.get("bookmarks") or {}).get(spec.name) or {}
+        raw = bookmark.get(STATE_KEY) or {}
+        if "version" in raw:
+            LOGGER.warning("%s: not selected in this run, so its reconciliation pass (version %s) cannot prove that "
+                           "it read every row; it sends no ACTIVATE_VERSION and starts over when the stream is "
+                           "selected again", spec.name, raw["version"])
+            bookmark[STATE_KEY] = ReconcilePass.completed_state(raw["version"], raw.get("estimate") or 0)
+            changed = True
+    return changed
 
 
 class Skips:
