@@ -181,3 +181,17 @@ def test_retry_after_as_an_http_date_is_waited_out(make_fake, tap):
     assert [r["status"] for r in fake.requests].count(429) == 1
     assert time.monotonic() - started >= 1.5
     assert {record["id"] for record in run.records("end_users")} == fake.ids("end_users")
+
+
+def test_without_a_date_header_this_machines_clock_bounds_the_run(make_fake, tap):
+    fake = populated(make_fake, send_date=False)
+    config = fake.config(start_date=START.isoformat())
+    catalog = select(tap.discover(config), {stream: None for stream in STREAMS})
+    run = tap.run(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert not log_lines(run.stderr, "INFO", "The API's clock") and not log_lines(run.stderr, "WARNING", "clock")
+    for stream in STREAMS:
+        assert {record["id"] for record in run.records(stream)} == fake.ids(stream)
+    # The signpost is this machine's now: the bookmark is within a few seconds of it.
+    bookmark = to_epoch_seconds(run.final_state["bookmarks"]["end_users"]["updated_at"])
+    assert abs(bookmark - time.time()) < 30
