@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 from tap_wootric.api.apis import MAX_PER_PAGE
 from tap_wootric.incremental.paging import OffsetWalk, QueryNotHonoured, WalkEnd
+from tap_wootric.stream_run import plural
 from tap_wootric.timeutil import format_epoch
 
 if TYPE_CHECKING:
@@ -181,6 +182,6 @@ def walk_edits(engine: KeysetEngine, since: int, first_page: List[Row]) -> None:
         emitted.update(row["id"] for row in fresh)
         run.emit(fresh)
     logging.getLogger(__name__).info(
-        "%s: the newest-first walk read %d rows updated since %s in %d requests over %d created range(s)",
-        spec.name, len(emitted), format_epoch(since), run.requests - requests_before, walk.parts)
+        "%s: the newest-first walk read %d rows updated since %s in %s over %d created range(s)",
+        spec.name, len(emitted), format_epoch(since), plural(run.requests - requests_before, "request"), walk.parts)
     engine.finish(engine.signpost)
