@@ -41,11 +41,13 @@ postgres:
 
 test: venv tools postgres
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 	$(MAKE) test-pythons
 
+# The other Pythons' virtualenvs are built at once (pip mostly waits on the network and the disk), then each
+# runs the unit tests and one end-to-end sync.
 test-pythons:
-	@set -e; for version in $(OTHER_PYTHONS); do \
+	@set -e; found=""; pids=""; for version in $(OTHER_PYTHONS); do \
 	  python=$$(ls -d $(HOME)/.pyenv/versions/$$version.*/bin/python 2>/dev/null | tail -1); \
 	  [ -n "$$python" ] || python=$$(command -v python$$version || true); \
 	  if [ -z "$$python" ]; then \
@@ -53,10 +55,14 @@ test-pythons:
 	    echo "Python $$version not found: its tests are skipped (install it, e.g. with pyenv, to run them)"; \
 	    continue; \
 	  fi; \
-	  echo "== Python $$version ($$python)"; \
-	  $$python -m venv .venv-$$version; \
-	  .venv-$$version/bin/pip install --quiet --disable-pip-version-check -e ".[test]"; \
-	  .venv-$$version/bin/python -m pytest -p no:cacheprovider tests/test_units.py \
+	  found="$$found $$version:$$python"; \
+	  ( $$python -m venv .venv-$$version && .venv-$$version/bin/pip install --quiet --disable-pip-version-check \
+	      -e ".[test]" ) > .venv-$$version.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	for pid in $$pids; do wait $$pid || { cat .venv-3.*.log >&2; exit 1; }; done; \
+	for entry in $$found; do \
+	  version=$${entry%%:*}; echo "== Python $$version ($${entry#*:})"; \
+	  .venv-$$version/bin/python -m pytest -p no:cacheprovider -p no:xdist tests/test_units.py \
 	    tests/test_e2e.py::test_full_sync_emits_exactly_the_source_records_with_utc_instants; \
 	done
 

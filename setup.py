@@ -41,6 +41,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7",
+            "pytest-xdist>=3",
             "pyyaml>=5",
             "ruff>=0.4",
             "strict-rfc3339>=0.7",
