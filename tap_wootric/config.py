@@ -39,6 +39,7 @@ class TapConfig:
     account_token: Optional[str] = None
     account_timezone: str = SETTING["account_timezone"].default
     daily_reread_days: int = SETTING["daily_reread_days"].default
+    workers: int = SETTING["workers"].default
 
     @property
     def v2_api_url(self) -> Optional[str]:
@@ -170,7 +171,7 @@ def load_config(raw: Mapping[str, Any]) -> TapConfig:
         raise ConfigError("config is missing start_date (for example \"2024-01-01T00:00:00Z\")")
     numbers = {name: _number(raw, SETTING[name])
                for name in ("request_timeout", "lookback_days", "reconcile_runs", "daily_reread_days",
-                            "commit_margin_seconds")}
+                            "commit_margin_seconds", "workers")}
     start_date = parse_start_date(start_date_text)
     if isinstance(start_date_text, str) and not _HAS_OFFSET.search(start_date_text.strip()):
         LOGGER.info("start_date %r names no UTC offset, so it is taken in UTC: %s", start_date_text,
