@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from types import FrameType
 from typing import Iterator, Optional
 
@@ -45,6 +46,11 @@ class Cancelled(BaseException):
         return 128 + self.signum
 
 
+class WorkerStopped(BaseException):
+    """A worker thread was told to stop because the run is ending (a signal, or another worker's error);
+    a BaseException so that no retry takes it for a failure of the request."""
+
+
 class Cancellation:
     """Whether, and by which signal, the process was asked to stop.
 
@@ -55,6 +61,9 @@ class Cancellation:
     def __init__(self) -> None:
         self.signum: Optional[int] = None
         self._waiting = 0  # > 0 while the main thread waits on the network or a timer
+        # Set by a signal, or by the main thread when the run fails: worker threads cannot be interrupted by
+        # a signal handler (it runs in the main thread), so they wait on this instead of sleeping.
+        self._stopping = threading.Event()
 
     @property
     def requested(self) -> bool:
@@ -68,24 +77,44 @@ class Cancellation:
         if self.signum is not None:
             return  # already stopping; a second signal must not break the orderly exit
         self.signum = signum
+        self._stopping.set()
         if self._waiting:
             raise Cancelled(signum)
 
+    def stop_workers(self) -> None:
+        """Ask worker threads to stop at their next safe point (the run failed, or is over)."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def sleep(self, seconds: float) -> None:
+        """A wait that a stop ends at once, from any thread: Cancelled for a signal, WorkerStopped else."""
+        if self._stopping.wait(max(0.0, seconds)):
+            self.check()
+            raise WorkerStopped()
+
     def check(self) -> None:
-        """A safe point: raise Cancelled if a signal asked the tap to stop."""
+        """A safe point: raise Cancelled if a signal asked the tap to stop (WorkerStopped, in a worker
+        thread, when the run is ending for another reason)."""
         if self.signum is not None:
             raise Cancelled(self.signum)
+        if self._stopping.is_set() and threading.current_thread() is not threading.main_thread():
+            raise WorkerStopped()
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
         """Around waits on the network or a timer, which a signal ends at once by raising Cancelled.
         Nothing inside may write to stdout."""
         self.check()
-        self._waiting += 1
+        # Only the main thread's waits: the handler raises in the main thread, whatever a worker does.
+        main = threading.current_thread() is threading.main_thread()
+        self._waiting += main
         try:
             yield
         finally:
-            self._waiting -= 1
+            self._waiting -= main
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ bookmark goes.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional
@@ -42,7 +43,8 @@ def plural(count: int, noun: str) -> str:
 
 class StreamRun:
     def __init__(self, client: WootricClient, spec: StreamSpec, entry: CatalogEntry, state: Dict[str, Any],
-                 writer: MessageWriter):
+                 writer: Any):
+        """`writer`: the MessageWriter, or in a parallel sync a stand-in that queues each message for it."""
         self.client = client
         self.spec = spec
         self.state = state
@@ -53,6 +55,7 @@ class StreamRun:
         # The table version every RECORD of this run carries (a full read's, or a reconciliation pass's).
         self.version: Optional[int] = None
         self.requests = 0
+        self._count_lock = threading.Lock()  # a day stream's days are fetched by several threads
         self.records = 0
         # Rows read but not emitted (older than the bookmark, unchanged).
         self.skipped = 0
@@ -61,6 +64,10 @@ class StreamRun:
         # Called before every STATE, to put what a reader holds in memory into the bookmark.
         self.before_save: List[Callable[[], None]] = []
         self._counter = metrics.Counter(metrics.Metric.record_count, {metrics.Tag.endpoint: spec.name})
+        self.started = self._last_report = time.monotonic()
+
+    def restart_clock(self) -> None:
+        """The stream's read starts now (a parallel sync makes its runs before a worker takes them)."""
         self.started = self._last_report = time.monotonic()
 
     @property
@@ -86,7 +93,8 @@ class StreamRun:
 
     def get(self, path: Optional[str] = None, params: Optional[Dict[str, Any]] = None) -> Any:
         """GET a path of the stream's API (default: the stream's own) and count it."""
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         return self.client.get(self.spec.api, self.spec.path if path is None else path, params)
 
     def get_rows(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:

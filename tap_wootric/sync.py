@@ -13,12 +13,14 @@ import singer
 from singer.catalog import Catalog, CatalogEntry
 
 from tap_wootric.api.client import WootricClient
+from tap_wootric.cancel import Cancelled, WorkerStopped
 from tap_wootric.catalog.selection import selected_streams
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import Refused
 from tap_wootric.incremental.reader import IncrementalReader
 from tap_wootric.incremental.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.output import MessageWriter
+from tap_wootric.parallel import JOIN_SECONDS, ItemQueue, QueuedWriter, StreamPool, start_worker
 from tap_wootric.readers.daily import DailyReader, account_today
 from tap_wootric.readers.full_table import FullTableReader
 from tap_wootric.stream_run import StreamRun
@@ -130,6 +132,8 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     if abandon_deselected_passes(state, {spec.name for spec, _ in streams}):
         writer.state(state)
     skips = Skips(streams)
+    if config.workers > 1:
+        return ParallelSync(client, bounds, streams, state, writer, skips).run()
     synced = 0
     for spec, entry in streams:
         if skips.refused_api(spec):
@@ -148,3 +152,138 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     writer.state(state)
     skips.summary(synced)
     return state
+
+
+class ParallelSync:
+    """The streams of one sync read by `workers` threads at once (see parallel.py); this thread writes.
+
+    The state here is the writer's: a stream's bookmark in it changes only when one of that stream's
+    STATE items is written, so every STATE written is a resume point. `currently_syncing` names the
+    first stream, in the sync's order, that has started and not finished: a resumed run starts there,
+    and every other stream resumes from its own bookmark whatever the order.
+    """
+
+    def __init__(self, client: WootricClient, bounds: SyncBounds, streams: List[Tuple[StreamSpec, CatalogEntry]],
+                 state: Dict[str, Any], writer: MessageWriter, skips: Skips):
+        self.client = client
+        self.bounds = bounds
+        self.streams = {spec.name: (spec, entry) for spec, entry in streams}
+        self.order = [spec.name for spec, _ in streams]
+        self.state = state
+        self.writer = writer
+        self.skips = skips
+        self.workers = min(bounds.config.workers, len(streams))
+        self.items = ItemQueue(bounds.config.workers, client.cancellation)
+        self.saved = {name: copy.deepcopy((state.get("bookmarks") or {}).get(name)) for name in self.order}
+        # The runs are made here: making one reads singer's logging config, which is no thing to do
+        # while other threads log.
+        self.runs = {name: StreamRun(client, spec, entry, self._private_state(name), QueuedWriter(name, self.items))
+                     for name, (spec, entry) in self.streams.items()}
+        self.pool = StreamPool(self.order, lambda name: skips.refused_api(self.streams[name][0]))
+        self.started: List[str] = []
+        self.finished: set = set()
+        self.synced = 0
+
+    def _private_state(self, name: str) -> Dict[str, Any]:
+        """A worker's own state: its stream's bookmark only, which no other thread touches."""
+        bookmark = (self.state.get("bookmarks") or {}).get(name)
+        return {} if bookmark is None else {"bookmarks": {name: copy.deepcopy(bookmark)}}
+
+    def run(self) -> Dict[str, Any]:
+        LOGGER.info("Reading with %d workers", self.bounds.config.workers)
+        threads = [start_worker(f"worker-{n}", self._work) for n in range(self.workers)]
+        try:
+            exited = 0
+            while exited < len(threads):
+                item = self.items.get()
+                if item[0] == "exit":
+                    exited += 1
+                else:
+                    self._write(item)
+        finally:
+            self.client.cancellation.stop_workers()
+            deadline = JOIN_SECONDS
+            for thread in threads:
+                thread.join(timeout=deadline / len(threads))
+        self.state = singer.set_currently_syncing(self.state, None)
+        self.writer.state(self.state)
+        self.skips.summary(self.synced)
+        return self.state
+
+    # -- workers --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            while True:
+                name = self.pool.next()
+                if name is None:
+                    break
+                self.items.put(("start", name))
+                run = self.runs[name]
+                run.restart_clock()
+                try:
+                    READERS[run.spec.read_by](run, self.bounds).run_stream()
+                    self.items.put(("done", name))
+                except Refused as exc:
+                    self.items.put(("refused", name, exc))
+        except (WorkerStopped, Cancelled):
+            return
+        except BaseException as exc:  # noqa: BLE001 - the main thread reports it and ends the run
+            self._hand_over(("error", exc))
+            return
+        self._hand_over(("exit",))
+
+    def _hand_over(self, item: Tuple[Any, ...]) -> None:
+        try:
+            self.items.put(item)
+        except (WorkerStopped, Cancelled):
+            pass
+
+    # -- the writer -----------------------------------------------------------------
+
+    def _write(self, item: Tuple[Any, ...]) -> None:
+        kind, name = item[0], item[1] if len(item) > 1 else None
+        if kind == "records":
+            _, stream, page, time_extracted, version = item
+            self.writer.records(stream, page, time_extracted, version)
+        elif kind == "schema":
+            _, stream, schema, key_properties, bookmark_properties = item
+            self.writer.schema(stream, schema, key_properties, bookmark_properties=bookmark_properties)
+        elif kind == "state":
+            bookmarks = self.state.setdefault("bookmarks", {})
+            if item[2] is None:
+                bookmarks.pop(name, None)
+            else:
+                bookmarks[name] = item[2]
+            self._write_state()
+        elif kind == "activate_version":
+            self.writer.activate_version(name, item[2])
+        elif kind == "start":
+            self.started.append(name)
+            self._write_state()
+        elif kind == "done":
+            self.finished.add(name)
+            self.synced += 1
+        elif kind == "refused":
+            self._refused(name, item[2])
+        elif kind == "error":
+            raise item[1]
+
+    def _refused(self, name: str, exc: Refused) -> None:
+        spec = self.streams[name][0]
+        self.finished.add(name)
+        if spec.api.shared and self.skips.refused_api(spec) and not spec.required:
+            # Another stream of this API was refused already (they ran at once): one warning is enough.
+            bookmarks = self.state.setdefault("bookmarks", {})
+            if self.saved[name] is None:
+                bookmarks.pop(name, None)
+            else:
+                bookmarks[name] = copy.deepcopy(self.saved[name])
+        else:
+            self.skips.refused(spec, exc, self.state, copy.deepcopy(self.saved[name]))
+        self._write_state()
+
+    def _write_state(self) -> None:
+        current = next((name for name in self.started if name not in self.finished), None)
+        self.state = singer.set_currently_syncing(self.state, current)
+        self.writer.state(self.state)

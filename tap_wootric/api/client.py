@@ -8,6 +8,7 @@ never in a URL, so a logged URL is always safe to show.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
@@ -112,6 +113,85 @@ def _host(url: str) -> str:
     return parts.netloc or url
 
 
+class _Budget:
+    """What is known of one endpoint's rate-limit window."""
+
+    def __init__(self) -> None:
+        self.remaining: Optional[int] = None  # as the newest answer of this window said; None: unknown
+        self.limited: Optional[bool] = None  # False once an answer came without the headers (notes §4)
+        self.window: Optional[str] = None  # its X-Rate-Limit-Reset, which names the window
+        self.resets_at: Optional[float] = None  # when a spent window ends (this machine's epoch)
+        self.in_flight = 0
+
+
+class _Budgets:
+    """Per-endpoint rate-limit budgets (limits are per endpoint), shared by every thread.
+
+    A request may start only while the budget its endpoint last reported, less the requests already in
+    flight to it, is above zero; while nothing is known of a window (the first request, or the first after
+    a reset) one request goes alone to learn it. An endpoint that answers without the headers is not
+    limited. A spent window is slept out before the next request instead of walking into a 429; other
+    endpoints go on at once. One thread gives exactly the sequential behaviour: in flight is then
+    always 0.
+    """
+
+    def __init__(self, clock: Callable[[], float], wait: Callable[[float], None]):
+        self._clock = clock
+        self._wait = wait
+        self._lock = threading.Condition()
+        self._budgets: Dict[Tuple[str, str], _Budget] = {}
+
+    def acquire(self, key: Tuple[str, str], what: str) -> None:
+        while True:
+            with self._lock:
+                budget = self._budgets.setdefault(key, _Budget())
+                pause = 0.0
+                if budget.resets_at is not None:
+                    pause = budget.resets_at - self._clock()
+                    if pause <= 0:
+                        budget.resets_at, budget.remaining, budget.window = None, None, None
+                if budget.resets_at is None:
+                    limit = 1 if budget.remaining is None else budget.remaining
+                    if budget.limited is False or budget.in_flight < limit:
+                        budget.in_flight += 1
+                        return
+                    # The answers in flight tell how much is left: wait for one (bounded, in case of a stop).
+                    self._lock.wait(0.5)
+                    continue
+            if budget.resets_at is not None and pause > 0:
+                LOGGER.info("Rate-limit budget of %s used up; pausing %.1f s until it resets", what, pause)
+                self._wait(pause)
+
+    def release(self, key: Tuple[str, str], response: Optional[requests.Response],
+                spent_wait: Callable[[requests.Response], float]) -> None:
+        """A request ended; `response` is its answer when that is one whose budget headers count (a 200)."""
+        with self._lock:
+            budget = self._budgets.setdefault(key, _Budget())
+            budget.in_flight = max(0, budget.in_flight - 1)
+            if response is not None:
+                self._note(budget, response, spent_wait)
+            self._lock.notify_all()
+
+    def _note(self, budget: _Budget, response: requests.Response,
+              spent_wait: Callable[[requests.Response], float]) -> None:
+        remaining_header = response.headers.get("X-Rate-Limit-Remaining")
+        if remaining_header is None:
+            budget.limited = False
+            return
+        budget.limited = True
+        try:
+            remaining = int(float(remaining_header))
+        except ValueError:
+            return
+        window = response.headers.get("X-Rate-Limit-Reset")
+        # Answers of one window can arrive out of order; the least count left is the true one.
+        if budget.remaining is not None and window == budget.window:
+            remaining = min(remaining, budget.remaining)
+        budget.remaining, budget.window = remaining, window
+        if remaining <= 0 and budget.resets_at is None:
+            budget.resets_at = self._clock() + spent_wait(response)
+
+
 class WootricClient:
     """One authenticated session against one Wootric account."""
 
@@ -132,14 +212,14 @@ class WootricClient:
         tap before its next request (see cancel.py)."""
         self.config = config
         self._cancellation = cancellation or Cancellation()
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = config.user_agent
-        self.session.headers["Accept"] = "application/json"
-        # requests reads proxy and CA-bundle variables (and ~/.netrc) from the environment on every
-        # request, which cost more than a page's parsing; they are read once per host instead, and a
-        # netrc entry cannot replace the Bearer header.
-        self.session.trust_env = False
+        # requests.Session is not documented as thread-safe: each worker thread gets its own.
+        self._sessions = threading.local()
         self._environment_settings: Dict[str, Dict[str, Any]] = {}
+        # Held while a token is fetched: workers that find it stale wait for the one renewal.
+        self._token_lock = threading.RLock()
+        self._budgets = _Budgets(clock, self._wait)
+        # `workers` is the number of requests in flight at once, whichever threads send them.
+        self._slots = threading.BoundedSemaphore(max(1, config.workers))
         self._clock = clock
         self.clock = ApiClock(clock)
         self._max_tries = max_tries
@@ -148,8 +228,6 @@ class WootricClient:
         self._access_token: Optional[str] = None
         self._refresh_token: Optional[str] = None
         self._token_expires_at = 0.0
-        # (API, path) -> epoch when its exhausted budget resets
-        self._budget_resets: Dict[Tuple[str, str], float] = {}
 
         retry_transient = backoff.on_exception(
             backoff.expo,
@@ -178,6 +256,42 @@ class WootricClient:
             on_backoff=self._log_backoff,
             logger=None,
         )(wait_out_rate_limit(self._fetch_token_once))
+
+    @property
+    def cancellation(self) -> Cancellation:
+        return self._cancellation
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session."""
+        session = getattr(self._sessions, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = self.config.user_agent
+            session.headers["Accept"] = "application/json"
+            # requests reads proxy and CA-bundle variables (and ~/.netrc) from the environment on every
+            # request, which cost more than a page's parsing; they are read once per host instead, and a
+            # netrc entry cannot replace the Bearer header.
+            session.trust_env = False
+            self._sessions.session = session
+        return session
+
+    def _take_slot(self) -> None:
+        while not self._slots.acquire(timeout=0.1):
+            self._cancellation.check()
+        try:
+            self._cancellation.check()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _wait(self, seconds: float) -> None:
+        """A wait the tap chooses (a spent budget): the main thread's is ended by the signal handler; a
+        worker's by the cancellation's event, since handlers run only in the main thread."""
+        if threading.current_thread() is threading.main_thread():
+            self._sleep(seconds)
+        else:
+            self._cancellation.sleep(seconds)
 
     # -- tokens -------------------------------------------------------------
 
@@ -260,11 +374,15 @@ class WootricClient:
         self._token_expires_at = self._clock() + expires_in - margin
         LOGGER.info("Authenticated with Wootric (%s grant); token valid for %d s", grant_type, expires_in)
 
-    def _ensure_token(self) -> str:
-        if not self._access_token or self._clock() >= self._token_expires_at:
-            self._fetch_token_with_retries()
-        assert self._access_token is not None
-        return self._access_token
+    def _ensure_token(self, stale: Optional[str] = None) -> str:
+        """The current token, fetched first if there is none, it is about to expire, or it is `stale` (it
+        was just refused): under the lock, so that workers finding it stale at once renew it once."""
+        with self._token_lock:
+            token = self._access_token
+            if not token or token == stale or self._clock() >= self._token_expires_at:
+                self._fetch_token_with_retries()
+            assert self._access_token is not None
+            return self._access_token
 
     # -- requests -----------------------------------------------------------
 
@@ -288,11 +406,17 @@ class WootricClient:
                 f"{api.describe(path, params)} was still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
             ) from None
 
-    def _get_once(self, api: Api, path: str, params: Dict[str, Any], _reauthenticated: bool = False) -> Any:
+    def _get_once(self, api: Api, path: str, params: Dict[str, Any], _refused_token: Optional[str] = None) -> Any:
         url = f"{api.base_url(self.config)}/{path}"
         budget = (api.name, path)
-        self._wait_for_budget(budget, api.describe(path))
-        token = self._ensure_token()
+        token = self._ensure_token(stale=_refused_token)
+        self._budgets.acquire(budget, api.describe(path))
+        response = None
+        try:
+            self._take_slot()
+        except BaseException:
+            self._budgets.release(budget, None, self._rate_limit_wait)
+            raise
         started = time.monotonic()
         try:
             response = self.session.get(
@@ -306,21 +430,26 @@ class WootricClient:
             self._log_request_metric(path, started, None)
             failure = self._network_failure(url, exc)
             raise RetryableError(f"{failure}", final=failure) from None
+        finally:
+            self._slots.release()
+            self._budgets.release(budget, response if response is not None and response.status_code == 200
+                                  else None, self._rate_limit_wait)
 
+        if threading.current_thread() is not threading.main_thread():
+            # A run that is ending takes nothing more from a worker, nor a log line after its last.
+            self._cancellation.check()
         status = response.status_code
         self.clock.observe(response.headers.get("Date"))
         self._log_request_metric(path, started, status)
         LOGGER.info("%s -> %d (%.2f s)", api.describe(path, params), status, time.monotonic() - started)
         if status == 200:
-            self._note_budget(budget, response)
             try:
                 return response.json()
             except ValueError:
                 raise RetryableError("HTTP 200 with a body that is not valid JSON") from None
-        if status == 401 and not _reauthenticated:
+        if status == 401 and _refused_token is None:
             LOGGER.info("%s answered 401; fetching a new token and retrying once", api.describe(path))
-            self._access_token = None
-            return self._get_once(api, path, params, _reauthenticated=True)
+            return self._get_once(api, path, params, _refused_token=token)
         raise self._failure(api, path, params, response)
 
     def _failure(self, api: Api, path: str, params: Dict[str, Any], response: requests.Response) -> Exception:
@@ -365,29 +494,6 @@ class WootricClient:
         if until_reset > 0:
             return until_reset + RESET_MARGIN_SECONDS * self._time_scale
         return DEFAULT_RATE_LIMIT_WAIT_SECONDS * self._time_scale
-
-    def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
-        """Remember when an endpoint's rate-limit budget is used up (limits are per endpoint)."""
-        remaining = response.headers.get("X-Rate-Limit-Remaining")
-        if remaining is None:
-            return
-        try:
-            exhausted = int(float(remaining)) <= 0
-        except ValueError:
-            return
-        if exhausted:
-            self._budget_resets[budget] = self._clock() + self._rate_limit_wait(response)
-
-    def _wait_for_budget(self, budget: Tuple[str, str], what: str) -> None:
-        """Sleep out an exhausted window before the endpoint's next request instead of walking into a 429;
-        other endpoints, with budgets of their own, go on at once."""
-        reset_at = self._budget_resets.pop(budget, None)
-        if reset_at is None:
-            return
-        wait = reset_at - self._clock()
-        if wait > 0:
-            LOGGER.info("Rate-limit budget of %s used up; pausing %.1f s until it resets", what, wait)
-            self._sleep(wait)
 
     # -- helpers ------------------------------------------------------------
 
