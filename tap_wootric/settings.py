@@ -91,11 +91,13 @@ SETTINGS: Tuple[Setting, ...] = (
     # day stream per run.
     Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
             "for late answers and exclusions.", default=7, minimum=0),
-    # Four: the three core streams and a day stream at once, which is where a sync spends its time.
-    # Wootric's rate budgets are per endpoint, so streams in parallel share none; the days of a day stream
-    # share one, which the client paces. More workers buy little: most syncs have few large streams.
+    # 1 until the limiter learns whether an account's endpoints share one budget (design §9): the client
+    # paces each endpoint's own budget, which streams read at once never share, but an account whose
+    # endpoints draw on one budget would meet 429s (waited out, not avoided) with several workers. 4 reads
+    # the three core streams and a day stream at once, where a sync spends its time.
     Setting("workers", "integer", "Requests in flight at once: streams, and the days of a day stream, are "
-            "read in parallel by this many workers; 1 reads one request after another.", default=4, minimum=1),
+            "read in parallel by this many workers; 1 reads one request after another; 4 suits most accounts.",
+            default=1, minimum=1),
 )
 
 SETTING: Dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

@@ -1,6 +1,7 @@
 """Parallel reads (`workers`), through the real CLI against a fake with latency: faster than one worker,
 the same records and the same final state; a kill, a SIGTERM or a fatal error with several workers loses
-nothing and ends as a sequential run would; a rate budget is never overrun."""
+nothing and ends as a sequential run would; a rate budget is never overrun. Every test but the first two
+runs with WORKERS; the default (1) is the sequential read the rest of the suite tests."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from helpers import STREAMS, TapRun, fill, log_lines, parse_messages, select
 
 DAY_STREAM = "nps_summary"
 LATENCY = 0.05
+WORKERS = 4
 DAYS = 60
 
 
@@ -31,7 +33,7 @@ def world(make_fake):
     first = (now - timedelta(days=DAYS)).date()
     start = fake.day_bounds(first)[0]
     fill(fake, (400, 700, 200), start + timedelta(hours=1), now - timedelta(hours=2))
-    return fake, fake.config(start_date=midnight(fake, first))
+    return fake, fake.config(start_date=midnight(fake, first), workers=WORKERS)
 
 
 def catalog(tap, fake, streams=(*STREAMS, DAY_STREAM)) -> Dict[str, Any]:
@@ -93,7 +95,7 @@ def test_several_workers_read_faster_and_emit_the_same_records_and_state(world, 
     sequential, sequential_wall = timed(tap, {**config, "workers": 1}, cat)
     assert sequential.returncode == 0, sequential.stderr
     sequential_requests = fake.api_request_count
-    parallel, parallel_wall = timed(tap, {**config, "workers": 4}, cat)
+    parallel, parallel_wall = timed(tap, config, cat)
     assert parallel.returncode == 0, parallel.stderr
     print(f"latency {LATENCY} s, {sequential_requests} requests: workers=1 {sequential_wall:.2f} s, "
           f"workers=4 {parallel_wall:.2f} s")
@@ -110,16 +112,17 @@ def test_several_workers_read_faster_and_emit_the_same_records_and_state(world, 
         assert len(log_lines(parallel.stderr, "INFO", f"{stream}: done:")) == 1, stream
 
 
-def test_the_default_is_parallel_and_one_worker_is_sequential(world, tap):
+def test_workers_bound_the_requests_in_flight_and_the_default_is_one(world, tap):
     fake, config = world
     cat = catalog(tap, fake)
     fake.latency = 0.02
     run = tap.run(config, catalog=cat)
-    assert run.returncode == 0, run.stderr and "Reading with 4 workers" in run.stderr
-    overlapping = in_flight_at_once(fake.requests)
-    assert 1 < overlapping <= 4
+    assert run.returncode == 0, run.stderr
+    assert "Reading with 4 workers" in run.stderr
+    assert 1 < in_flight_at_once(fake.requests) <= WORKERS
     fake.clear_log()
-    one = tap.run({**config, "workers": 1}, catalog=cat)
+    default = {key: value for key, value in config.items() if key != "workers"}
+    one = tap.run(default, catalog=cat)
     assert one.returncode == 0, one.stderr
     assert in_flight_at_once(fake.requests) == 1 and "workers" not in one.stderr
 
@@ -215,7 +218,7 @@ def test_a_refused_optional_stream_is_skipped_while_the_others_go_on(world, tap)
         assert {row["id"] for row in fake.records(stream)} <= set(run.ids(stream)), stream
 
 
-def test_rate_budgets_provoke_no_429_with_the_default_workers(world, tap):
+def test_rate_budgets_provoke_no_429_with_several_workers(world, tap):
     fake, config = world
     fake.rate_limit = 3
     fake.window_seconds = 1
