@@ -64,7 +64,7 @@ class ItemQueue:
     """The bounded queue between the workers and the writer; a put gives up when the run is ending."""
 
     def __init__(self, workers: int, cancellation: Cancellation):
-        self._queue: "queue.Queue[Tuple[Any, ...]]" = queue.Queue(maxsize=max(1, workers) * QUEUE_ITEMS_PER_WORKER)
+        self._queue: queue.Queue[Tuple[Any, ...]] = queue.Queue(maxsize=max(1, workers) * QUEUE_ITEMS_PER_WORKER)
         self._cancellation = cancellation
 
     def put(self, item: Tuple[Any, ...]) -> None:

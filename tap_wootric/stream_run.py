@@ -21,7 +21,6 @@ from singer.catalog import CatalogEntry
 from tap_wootric.api.client import WootricClient
 from tap_wootric.catalog.selection import selected_schema
 from tap_wootric.errors import ApiError
-from tap_wootric.output import MessageWriter
 from tap_wootric.streams import StreamSpec
 from tap_wootric.timeutil import UnparseableTime, to_epoch_seconds
 from tap_wootric.transform import RecordTransformer

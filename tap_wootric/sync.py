@@ -3,6 +3,7 @@ the stream table names, and the one rule for an account that lacks a feature."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from dataclasses import dataclass
@@ -234,10 +235,8 @@ class ParallelSync:
         self._hand_over(("exit",))
 
     def _hand_over(self, item: Tuple[Any, ...]) -> None:
-        try:
+        with contextlib.suppress(WorkerStopped, Cancelled):
             self.items.put(item)
-        except (WorkerStopped, Cancelled):
-            pass
 
     # -- the writer -----------------------------------------------------------------
 

@@ -135,9 +135,10 @@ class _Budgets:
     always 0.
     """
 
-    def __init__(self, clock: Callable[[], float], wait: Callable[[float], None]):
+    def __init__(self, clock: Callable[[], float], wait: Callable[[float], None], check: Callable[[], None]):
         self._clock = clock
         self._wait = wait
+        self._check = check  # raises when the run is ending
         self._lock = threading.Condition()
         self._budgets: Dict[Tuple[str, str], _Budget] = {}
 
@@ -157,6 +158,7 @@ class _Budgets:
                         return
                     # The answers in flight tell how much is left: wait for one (bounded, in case of a stop).
                     self._lock.wait(0.5)
+                    self._check()
                     continue
             if budget.resets_at is not None and pause > 0:
                 LOGGER.info("Rate-limit budget of %s used up; pausing %.1f s until it resets", what, pause)
@@ -217,7 +219,7 @@ class WootricClient:
         self._environment_settings: Dict[str, Dict[str, Any]] = {}
         # Held while a token is fetched: workers that find it stale wait for the one renewal.
         self._token_lock = threading.RLock()
-        self._budgets = _Budgets(clock, self._wait)
+        self._budgets = _Budgets(clock, self._wait, self._cancellation.check)
         # `workers` is the number of requests in flight at once, whichever threads send them.
         self._slots = threading.BoundedSemaphore(max(1, config.workers))
         self._clock = clock
