@@ -162,7 +162,17 @@ class _Budgets:
                     continue
             if budget.resets_at is not None and pause > 0:
                 LOGGER.info("Rate-limit budget of %s used up; pausing %.1f s until it resets", what, pause)
+                waited_for = budget.resets_at
                 self._wait(pause)
+                with self._lock:
+                    # Slept out: the window is over, whatever a clock that did not move says.
+                    if budget.resets_at == waited_for:
+                        budget.resets_at, budget.remaining, budget.window = None, None, None
+
+    def note(self, key: Tuple[str, str], response: requests.Response,
+             spent_wait: Callable[[requests.Response], float]) -> None:
+        with self._lock:
+            self._note(self._budgets.setdefault(key, _Budget()), response, spent_wait)
 
     def release(self, key: Tuple[str, str], response: Optional[requests.Response],
                 spent_wait: Callable[[requests.Response], float]) -> None:
@@ -277,6 +287,15 @@ class WootricClient:
             session.trust_env = False
             self._sessions.session = session
         return session
+
+    def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
+        """Remember what an answer says of its endpoint's rate-limit budget."""
+        self._budgets.note(budget, response, self._rate_limit_wait)
+
+    def _wait_for_budget(self, budget: Tuple[str, str], what: str) -> None:
+        """Sleep out the endpoint's spent window, if it is spent, without sending a request."""
+        self._budgets.acquire(budget, what)
+        self._budgets.release(budget, None, self._rate_limit_wait)
 
     def _take_slot(self) -> None:
         while not self._slots.acquire(timeout=0.1):
