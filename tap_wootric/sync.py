@@ -241,32 +241,39 @@ class ParallelSync:
     # -- the writer -----------------------------------------------------------------
 
     def _write(self, item: Tuple[Any, ...]) -> None:
-        kind, name = item[0], item[1] if len(item) > 1 else None
-        if kind == "records":
-            _, stream, page, time_extracted, version = item
-            self.writer.records(stream, page, time_extracted, version)
-        elif kind == "schema":
-            _, stream, schema, key_properties, bookmark_properties = item
-            self.writer.schema(stream, schema, key_properties, bookmark_properties=bookmark_properties)
-        elif kind == "state":
-            bookmarks = self.state.setdefault("bookmarks", {})
-            if item[2] is None:
-                bookmarks.pop(name, None)
-            else:
-                bookmarks[name] = item[2]
-            self._write_state()
-        elif kind == "activate_version":
-            self.writer.activate_version(name, item[2])
-        elif kind == "start":
-            self.started.append(name)
-            self._write_state()
-        elif kind == "done":
-            self.finished.add(name)
-            self.synced += 1
-        elif kind == "refused":
-            self._refused(name, item[2])
-        elif kind == "error":
-            raise item[1]
+        """Carry out one item a worker queued; every message of the sync is written here."""
+        handlers: Dict[str, Callable[..., None]] = {
+            "records": lambda stream, page, extracted, version: self.writer.records(stream, page, extracted, version),
+            "schema": lambda stream, schema, keys, bookmark_properties: self.writer.schema(
+                stream, schema, keys, bookmark_properties=bookmark_properties),
+            "state": self._bookmark_written,
+            "activate_version": self.writer.activate_version,
+            "start": self._started,
+            "done": self._done,
+            "refused": self._refused,
+            "error": self._raise,
+        }
+        handlers[item[0]](*item[1:])
+
+    def _bookmark_written(self, name: str, bookmark: Any) -> None:
+        bookmarks = self.state.setdefault("bookmarks", {})
+        if bookmark is None:
+            bookmarks.pop(name, None)
+        else:
+            bookmarks[name] = bookmark
+        self._write_state()
+
+    def _started(self, name: str) -> None:
+        self.started.append(name)
+        self._write_state()
+
+    def _done(self, name: str) -> None:
+        self.finished.add(name)
+        self.synced += 1
+
+    @staticmethod
+    def _raise(exc: BaseException) -> None:
+        raise exc
 
     def _refused(self, name: str, exc: Refused) -> None:
         spec = self.streams[name][0]
