@@ -135,6 +135,12 @@ def sync(client: WootricClient, config: TapConfig, catalog: Catalog, state: Dict
     skips = Skips(streams)
     if config.workers > 1:
         return ParallelSync(client, bounds, streams, state, writer, skips).run()
+    return sync_in_order(client, bounds, streams, state, writer, skips)
+
+
+def sync_in_order(client: WootricClient, bounds: SyncBounds, streams: List[Tuple[StreamSpec, CatalogEntry]],
+                  state: Dict[str, Any], writer: MessageWriter, skips: Skips) -> Dict[str, Any]:
+    """One stream after another (workers: 1), with `currently_syncing` naming the one being read."""
     synced = 0
     for spec, entry in streams:
         if skips.refused_api(spec):

@@ -65,11 +65,14 @@ def compile_converter(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str
     if "type" not in schema or is_any_json(schema):
         return _identity
     types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-    kinds = [kind for kind in types if kind != "null"]
-    if len(kinds) != 1:
-        return None
-    compile_kind = _COMPILERS.get((kinds[0], schema.get("format")))
+    compile_kind = _compiler_for(types, schema.get("format"))
     return None if compile_kind is None else compile_kind(schema, mdata, breadcrumb, "null" in types)
+
+
+def _compiler_for(types: List[str], format_: Optional[str]) -> Optional[Callable[..., Optional[Converter]]]:
+    """How to compile a schema of exactly one type besides null; None for any other."""
+    kinds = [kind for kind in types if kind != "null"]
+    return _COMPILERS.get((kinds[0], format_)) if len(kinds) == 1 else None
 
 
 def _compile_object(schema: Dict[str, Any], mdata: Dict, breadcrumb: Tuple[str, ...],
@@ -242,17 +245,27 @@ class WootricTransformer(Transformer):
         if isinstance(value, bool):
             return None
         try:
-            if isinstance(value, str) and value.strip().isdigit():
-                value = int(value)
-            if isinstance(value, (int, float)):
-                moment = datetime.fromtimestamp(value, timezone.utc)
-            else:
-                from singer.utils import strptime_to_utc  # imported late: only odd shapes get here
-
-                moment = strptime_to_utc(value)
-            return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return _odd_moment(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         except Exception:  # dateutil and datetime raise several unrelated types for bad input
             return None
+
+
+def _odd_moment(value: Any) -> datetime:
+    """A time in a shape the API does not normally send: epoch seconds (also as digits) or any string
+    singer-python can read."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc)
+    from singer.utils import strptime_to_utc  # imported late: only odd shapes get here
+
+    return strptime_to_utc(value)
+
+
+def _failed_leaves(errors: List[Any]) -> List[Tuple[PathElement, ...]]:
+    """The Transformer reports a failed leaf and every object above it; only the leaves matter."""
+    paths = [tuple(error.path) for error in errors]
+    return [p for p in paths if p and not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
 
 
 def field_name(path: Sequence[PathElement]) -> str:
@@ -320,9 +333,7 @@ class RecordTransformer:
         return record
 
     def _salvage(self, row: Dict[str, Any], errors: List[Any]) -> Dict[str, Any]:
-        paths = [tuple(error.path) for error in errors]
-        # The Transformer reports a failed leaf and every object above it; only the leaves matter.
-        leaves = [p for p in paths if p and not any(len(q) > len(p) and q[: len(p)] == p for q in paths)]
+        leaves = _failed_leaves(errors)
         record_id = row.get("id")
         patched = copy.deepcopy(row)
         for path in dict.fromkeys(leaves):

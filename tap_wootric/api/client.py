@@ -81,12 +81,13 @@ def api_error_message(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return (response.text or "").strip()[:200]
-    if isinstance(body, dict):
-        message = _listed_errors(body.get("errors")) or next(
-            (str(body[key]) for key in ("error_description", "message", "error") if body.get(key)), None)
-        if message:
-            return message
-    return str(body)[:200]
+    return (_message_of(body) if isinstance(body, dict) else "") or str(body)[:200]
+
+
+def _message_of(body: Dict[str, Any]) -> str:
+    """The message of an error object: its `errors` list, or its description, message or error."""
+    return _listed_errors(body.get("errors")) or next(
+        (str(body[key]) for key in ("error_description", "message", "error") if body.get(key)), "")
 
 
 def _listed_errors(errors: Any) -> str:

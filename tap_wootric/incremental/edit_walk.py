@@ -110,9 +110,7 @@ class EditWalk:
         parts = [_Part(None, None, {}, True)]
         while parts:
             part = parts.pop()
-            walk = OffsetWalk(part.fetcher(self._page), self._id_of, set(part.read) if part.resume else set(),
-                              len(part.read) if part.resume else 0, lambda row: self._updated(row) < since,
-                              logger=self._logger, label=f"{self._stream}: rows updated since the bookmark")
+            walk = self._walk_of(part, since)
             for rows in walk.rows():
                 part.read.update((self._id_of(row), self._created(row)) for row in rows)
                 fresh = [row for row in rows if self._id_of(row) not in yielded]
@@ -120,6 +118,13 @@ class EditWalk:
                 if fresh:
                     yield fresh
             parts += self._parts_left(part, walk)
+
+    def _walk_of(self, part: _Part, since: int) -> OffsetWalk:
+        """A part's walk, from just after the rows already read when they are the head of its listing."""
+        known = set(part.read) if part.resume else set()
+        return OffsetWalk(part.fetcher(self._page), self._id_of, known, len(known),
+                          lambda row: self._updated(row) < since, logger=self._logger,
+                          label=f"{self._stream}: rows updated since the bookmark")
 
     def _parts_left(self, part: _Part, walk: OffsetWalk) -> List[_Part]:
         """Where the walk stopped proves how many rows of the part changed, whatever order tied rows come
@@ -129,12 +134,7 @@ class EditWalk:
             return []
         split = self._split(part.low, part.high, part.read)
         if split is None:
-            shortfall = (f"{len(part.read)} of the {walk.count} rows updated since the bookmark and created in one "
-                         "second were reached" if walk.count is not None else
-                         f"more than {len(part.read)} rows created in one second were updated since the bookmark, "
-                         "more than one query reaches")
-            self._note_shortfall(shortfall)
-            self._logger.warning("%s: %s; the rest could not be read", self._stream, shortfall)
+            self._cannot_split(len(part.read), walk.count)
             return []
         self.parts += 1
         # Only a walk that met its ceiling in an order that held still read the head of each part;
@@ -143,6 +143,14 @@ class EditWalk:
         upper = {key: value for key, value in part.read.items() if value >= split}
         lower = {key: value for key, value in part.read.items() if value < split}
         return [_Part(split, part.high, upper, head), _Part(part.low, split, lower, head)]
+
+    def _cannot_split(self, read: int, count: Optional[int]) -> None:
+        """Rows created in one second cannot be narrowed further: say how many were reached."""
+        shortfall = (f"{read} of the {count} rows updated since the bookmark and created in one second were "
+                     "reached" if count is not None else f"more than {read} rows created in one second were updated "
+                     "since the bookmark, more than one query reaches")
+        self._note_shortfall(shortfall)
+        self._logger.warning("%s: %s; the rest could not be read", self._stream, shortfall)
 
     @staticmethod
     def _split(low: Optional[int], high: Optional[int], read: Dict[Any, int]) -> Optional[int]:

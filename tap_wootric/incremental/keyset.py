@@ -139,10 +139,7 @@ class KeysetEngine:
         `checkpoint(second)` at each safe point; with `stop_after_rows`, stop at the first checkpoint
         after that many rows were read. Returns whether the range was read to its end."""
         run = self.run
-        scanner = KeysetScanner(self._fetcher(field, filter_param, extra_params),
-                                lambda row: run.second_of(row, field), stream=self.spec.name, logger=LOGGER,
-                                alternative_sort=self.alternative_sort_key(field) is not None,
-                                note_shortfall=run.note_shortfall)
+        scanner = self._scanner(field, filter_param, extra_params)
         budget = float("inf") if stop_after_rows is None else stop_after_rows
         read = 0
         for batch in scanner.scan(start, upper):
@@ -159,6 +156,12 @@ class KeysetEngine:
                 if read >= budget:
                     return False
         return True
+
+    def _scanner(self, field: str, filter_param: str, extra_params: Optional[Dict[str, Any]]) -> KeysetScanner:
+        return KeysetScanner(self._fetcher(field, filter_param, extra_params),
+                             lambda row: self.run.second_of(row, field), stream=self.spec.name, logger=LOGGER,
+                             alternative_sort=self.alternative_sort_key(field) is not None,
+                             note_shortfall=self.run.note_shortfall)
 
     def _within(self, records: List[Row], room: float, field: str) -> Tuple[List[Row], Optional[int]]:
         """The rows of a page that fit the room left, and where to resume when some do not: rows come in

@@ -139,14 +139,18 @@ class OffsetWalk:
             if new_rows:
                 yield new_rows
             offset = self.offset = start + len(page)
-            if stopped_at is not None:
-                # Every row before the first that passes the stop test belongs to the listing's head.
-                self.count, self.end = start + stopped_at, WalkEnd.STOPPED
-                return
-            if len(page) < per_page:
-                self.count, self.end = start + len(page), WalkEnd.EXHAUSTED
+            if self._ended(start, page, per_page, stopped_at):
                 return
         self.end = WalkEnd.CEILING
+
+    def _ended(self, start: int, page: List[Dict[str, Any]], per_page: int, stopped_at: Optional[int]) -> bool:
+        """Whether the page ends the walk, at a row the stop test accepts or at a short page; either proves
+        how many rows the listing holds before it (every row before the stop belongs to its head)."""
+        if stopped_at is not None:
+            self.count, self.end = start + stopped_at, WalkEnd.STOPPED
+        elif len(page) < per_page:
+            self.count, self.end = start + len(page), WalkEnd.EXHAUSTED
+        return self.end is not None
 
     def _back_up(self, offset: int) -> bool:
         """Rows moved under the walk: back up a page, unless it has done so too often (then it ends)."""
@@ -224,16 +228,20 @@ class KeysetScanner:
             if len(page) < MAX_PER_PAGE:
                 yield Batch(fresh, None)
                 return
-            last_second = page[-1][0]
-            if last_second == cursor:
-                yield Batch(fresh, cursor)
-                emitted_at_cursor.update(self._id_of(row) for row in fresh)
-                yield from self._walk_dense_second(cursor, [row for _, row in page], emitted_at_cursor)
+            if page[-1][0] == cursor:
+                yield from self._dense(cursor, page, fresh, emitted_at_cursor)
                 cursor, emitted_at_cursor = cursor + 1, set()
                 continue
-            cursor = last_second
-            emitted_at_cursor = {self._id_of(row) for second, row in page if second == last_second}
+            cursor = page[-1][0]
+            emitted_at_cursor = {self._id_of(row) for second, row in page if second == cursor}
             yield Batch(fresh, cursor)
+
+    def _dense(self, second: int, page: List[Tuple[int, Dict[str, Any]]], fresh: List[Dict[str, Any]],
+               emitted: Set[Any]) -> Iterator[Batch]:
+        """A full page of one second: emit it, then walk the rest of that second."""
+        yield Batch(fresh, second)
+        emitted.update(self._id_of(row) for row in fresh)
+        yield from self._walk_dense_second(second, [row for _, row in page], emitted)
 
     # -- one second with more rows than a page ------------------------------
 

@@ -35,9 +35,7 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
     """One scan's plan. `replication_scan`: the scan pages on the replication key itself;
     `from_start_date`: it covers the whole history (a server-side filter keeps it to the edits)."""
     start_date = int(config.start_date.timestamp())
-    updated_at = parse_bookmark(bookmark.get(spec.replication_key))
-    if updated_at is not None and updated_at < start_date:
-        updated_at = None  # start_date was raised (or lies ahead): nothing older may come back
+    updated_at = _bookmarked(bookmark, spec, start_date)
     upper = signpost + 1
     # The bookmark never falls below start_date, not even when start_date lies in the future.
     final_bookmark = max(signpost, start_date)
@@ -52,6 +50,13 @@ def plan_scan(spec: StreamSpec, config: TapConfig, bookmark: Dict[str, Any], sig
         return ScanPlan(start_date, upper, updated_at, final_bookmark, False)
     days = config.lookback_days if lookback_days is None else lookback_days
     return ScanPlan(max(start_date, updated_at - days * SECONDS_PER_DAY), upper, updated_at, final_bookmark, False)
+
+
+def _bookmarked(bookmark: Dict[str, Any], spec: StreamSpec, start_date: int) -> Optional[int]:
+    """The bookmark's second, unless start_date was raised past it (or lies ahead): nothing older may
+    come back."""
+    updated_at = parse_bookmark(bookmark.get(spec.replication_key))
+    return None if updated_at is None or updated_at < start_date else updated_at
 
 
 def _resumed(bookmark: Dict[str, Any], start_date: int, upper: int, updated_at: Optional[int],

@@ -60,15 +60,21 @@ def probe(
     updated = [updated_second_of(row) for row in newest]
     if _out_of_order(updated):
         return Verdict(filter_honoured, False, "does not sort on updated_at", newest)
-    # An API ignoring sort_key would send creation order, whose first row is the newest-created row,
-    # which the first request returned when the filter was ignored.
-    created = [created_second_of(row) for row in newest]
-    above_newest_created = bool(future and newest and id_of(newest[0]) != id_of(future[0])
-                                and created[0] < created_second_of(future[0]))
-    if not above_newest_created and not _out_of_order(created):
+    if not _not_creation_order(newest, future, created_second_of, id_of):
         return Verdict(filter_honoured, False, "gives no proof that it sorts on updated_at (its newest-updated "
                        "rows are also in creation order)", newest)
     return Verdict(filter_honoured, True, "sorts on updated_at", newest, updated[0])
+
+
+def _not_creation_order(newest: List[Row], future: List[Row], created_second_of: Callable[[Row], int],
+                        id_of: Callable[[Row], Any]) -> bool:
+    """Whether the newest-updated page proves it is not creation order. An API ignoring sort_key would
+    send creation order, whose first row is the newest-created row, which the first request returned
+    when the filter was ignored."""
+    created = [created_second_of(row) for row in newest]
+    above_newest_created = bool(future and newest and id_of(newest[0]) != id_of(future[0])
+                                and created[0] < created_second_of(future[0]))
+    return above_newest_created or _out_of_order(created)
 
 
 def _out_of_order(newest_first: List[int]) -> bool:

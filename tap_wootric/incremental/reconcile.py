@@ -120,12 +120,16 @@ def read_slice(engine: KeysetEngine, pass_: ReconcilePass, end: int, runs: int, 
     if completed and slice_end >= end:
         return True
     run.save_state()
+    _report_progress(spec.name, pass_, runs, catches_old_edits)
+    return False
+
+
+def _report_progress(name: str, pass_: ReconcilePass, runs: int, catches_old_edits: bool) -> None:
     LOGGER.info("%s: reconciliation pass (version %d): %d rows read in %d run(s)%s; it completes within %d "
                 "more run(s)%s, and then rows deleted at the source leave the targets that support table "
-                "versions", spec.name, pass_.version, pass_.read, pass_.runs,
+                "versions", name, pass_.version, pass_.read, pass_.runs,
                 f" of about {pass_.estimate}" if pass_.estimate is not None else "", pass_.runs_left(runs),
                 ", by when every edit older than the lookback has been caught" if catches_old_edits else "")
-    return False
 
 
 def complete_pass(run: StreamRun, pass_: ReconcilePass) -> Dict[str, Any]:

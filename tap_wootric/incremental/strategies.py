@@ -73,6 +73,11 @@ def choose(spec: StreamSpec, bookmark: Dict[str, Any], probe: Callable[[], Verdi
                           spec.filter_param, lookback_days=days, relies_on_pass=True)
     since = parse_bookmark(bookmark.get(spec.replication_key))
     assert since is not None
+    return _proved_read(spec, verdict, since, start_date, lookback)
+
+
+def _proved_read(spec: StreamSpec, verdict: Verdict, since: int, start_date: int, lookback: KeysetRead) -> Read:
+    """The read the probe's verdict allows, falling back to the lookback rescan."""
     if verdict.filter_honoured and verdict.sort_honoured:
         return KeysetRead("keyset on updated_at", f"the API honours updated[...] and sorts on updated_at on "
                           f"/{spec.path}", spec.replication_key, spec.replication_filter_param,

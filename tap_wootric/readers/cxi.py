@@ -23,15 +23,17 @@ def tags_with_parents(run: StreamRun) -> Iterator[Row]:
     # flat=true lists child tags as rows of their own; their parent is known from the
     # parent's `children` (the list is small, so it is read whole before it is emitted).
     tags = list(paged_rows(run, run.spec.path))
-    parent_of: Dict[Any, Any] = {}
-    for tag in tags:
-        for child in tag.get("children") or []:
-            if isinstance(child, dict) and child.get("id") is not None:
-                parent_of[child["id"]] = tag.get("id")
+    parent_of = _parents(tags)
     for tag in tags:
         if tag.get("parent_id") is None:
             tag = {**tag, "parent_id": parent_of.get(tag.get("id"))}
         yield tag
+
+
+def _parents(tags: List[Row]) -> Dict[Any, Any]:
+    """Each child tag's id -> its parent's id, from the parents' `children` lists."""
+    return {child["id"]: tag.get("id") for tag in tags for child in tag.get("children") or []
+            if isinstance(child, dict) and child.get("id") is not None}
 
 
 class CxiResponses:
@@ -76,10 +78,15 @@ class CxiResponses:
             rows = rows_of(body, path, True)
             new = self.fresh(rows)
             yield from new
-            if len(rows) < MAX_PER_PAGE and not descending:
-                self.counted = index * MAX_PER_PAGE + len(rows)
-            if self.all_seen() or (descending and rows and not new):
+            if self._listing_done(index, rows, new, descending):
                 return
+
+    def _listing_done(self, index: int, rows: List[Row], new: List[Row], descending: bool) -> bool:
+        """Ascending, a short page proves the count by its size (whatever order tied rows come in);
+        descending, a page of rows all seen means the two ends met."""
+        if len(rows) < MAX_PER_PAGE and not descending:
+            self.counted = index * MAX_PER_PAGE + len(rows)
+        return self.all_seen() or (descending and bool(rows) and not new)
 
     def _note_total(self, body: Any) -> None:
         count = body.get("total_count") if isinstance(body, dict) else None

@@ -95,14 +95,20 @@ def record_of(spec: StreamSpec, body: Any, day: date) -> Dict[str, Any]:
     where = f"{spec.name}: GET /{spec.path} for {day.isoformat()}"
     if not isinstance(body, dict):
         raise ApiError(f"{where} returned a {type(body).__name__}, not an object")
-    inner = body.get(spec.record_key) if spec.record_key is not None else None
-    if inner is not None and not isinstance(inner, dict):
-        raise ApiError(f"{where} has a '{spec.record_key}' that is not an object")
+    inner = _inner(spec, body, where)
     skip = (spec.record_key, spec.replication_key)
     record: Dict[str, Any] = {str(spec.replication_key): day.isoformat()}
     record.update({key: value for key, value in (inner or {}).items() if key not in skip})
     record.update({key: value for key, value in body.items() if key not in skip})
     return record
+
+
+def _inner(spec: StreamSpec, body: Dict[str, Any], where: str) -> Optional[Dict[str, Any]]:
+    """The object under the stream's record_key, if it has one."""
+    inner = body.get(spec.record_key) if spec.record_key is not None else None
+    if inner is not None and not isinstance(inner, dict):
+        raise ApiError(f"{where} has a '{spec.record_key}' that is not an object")
+    return inner
 
 
 class DailyReader:

@@ -30,12 +30,11 @@ def pages(run: StreamRun, path: str, *, descending: Optional[bool] = None, envel
     """Bodies of pages 1..30 of a paged list, until a short page. A list read in its own order that
     fills page 30 may hold more rows than the API reaches: the run notes the shortfall."""
     enveloped = run.spec.enveloped if enveloped is None else enveloped
+    fixed: Dict[str, Any] = dict(run.spec.params) if params is None else dict(params)
+    if descending is not None:
+        fixed["sort_order"] = "desc" if descending else "asc"
     for page in range(1, MAX_PAGE + 1):
-        query: Dict[str, Any] = {"page": page, "per_page": MAX_PER_PAGE,
-                                 **(dict(run.spec.params) if params is None else params)}
-        if descending is not None:
-            query["sort_order"] = "desc" if descending else "asc"
-        body = run.get(path, query)
+        body = run.get(path, {"page": page, "per_page": MAX_PER_PAGE, **fixed})
         yield body
         if len(rows_of(body, path, enveloped)) < MAX_PER_PAGE:
             return
@@ -60,12 +59,17 @@ def keyed_rows(run: StreamRun, body: Any) -> Iterator[Row]:
     default_id = body.get(spec.default_id_key) if spec.default_id_key else None
     for key in spec.rows_keys:
         for row in _list_under(body, key, spec.path):
-            extra: Dict[str, Any] = {}
-            if spec.kind_field:
-                extra[spec.kind_field] = key
-            if spec.default_field:
-                extra[spec.default_field] = default_id is not None and row.get("id") == default_id
-            yield {**row, **extra}
+            yield {**row, **_marks(spec, key, row, default_id)}
+
+
+def _marks(spec: Any, key: str, row: Row, default_id: Any) -> Dict[str, Any]:
+    """The fields a keyed row gains: the key it came from (kind_field), and whether it is the default."""
+    marks: Dict[str, Any] = {}
+    if spec.kind_field:
+        marks[spec.kind_field] = key
+    if spec.default_field:
+        marks[spec.default_field] = default_id is not None and row.get("id") == default_id
+    return marks
 
 
 def _list_under(body: Dict[str, Any], key: str, path: str) -> List[Row]:
