@@ -42,7 +42,7 @@ class StreamSpec:
     paged: bool = False
     params: Tuple[Tuple[str, str], ...] = ()
     enveloped: bool = False
-    # FULL_TABLE streams read by more than one listing: the name of their reader in cxi.READERS.
+    # FULL_TABLE streams read by more than one listing: the name of their reader in readers/cxi.py (READERS).
     reader: Optional[str] = None
     # Day streams (see daily.py): one request per account-local day, the day (YYYY-MM-DD) sent in both of
     # these query parameters (range start, range end). The record is the body, or the object under
