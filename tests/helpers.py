@@ -327,3 +327,20 @@ def kind_of(schema: Dict[str, Any]) -> str:
         items = kind_of(schema["items"])
         return f"array of {items}s"
     return kind
+
+
+def load_into_postgres(postgres: Any, tool: str, database_key: str, database: str, singer_output: str,
+                       work: Path) -> None:
+    """Create `database` and load a tap's output into its schema `wootric` with a PostgreSQL target
+    (`database_key`: the name that target gives the database in its config)."""
+    postgres.psql(f"CREATE DATABASE {database}")
+    config_path = work / f"{database}.json"
+    # Both targets insist on a password even where the server trusts every local connection.
+    config_path.write_text(json.dumps({"host": "127.0.0.1", "port": postgres.port, "user": "postgres",
+                                       "password": "unused", database_key: database,
+                                       "default_target_schema": "wootric"}))
+    import tools  # the targets' virtualenvs
+
+    proc = subprocess.run([str(tools.ensure(tool)), "--config", str(config_path)], input=singer_output,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{tool}: {proc.stderr[-3000:]}"

@@ -3,14 +3,11 @@ every stream lands, every field as a typed column, and the README's landing tabl
 
 from __future__ import annotations
 
-import json
-import subprocess
 from datetime import datetime, timedelta
 from typing import Any, Dict
 from zoneinfo import ZoneInfo
 
 import pytest
-import tools
 from fake import FakeWootric
 from helpers import (
     ALL_STREAMS,
@@ -20,6 +17,7 @@ from helpers import (
     TapRunner,
     kind_of,
     leaked_secrets,
+    load_into_postgres,
     nps_by_month,
     parse_messages,
     readme_block,
@@ -86,15 +84,7 @@ def landed(tmp_path_factory, postgres):
     results = {}
     for target, (tool, database_key) in TARGETS.items():
         database = target.replace("-", "_")
-        postgres.psql(f"CREATE DATABASE {database}")
-        config_path = tmp_path / f"{database}.json"
-        # Both targets insist on a password even where the server trusts every local connection.
-        config_path.write_text(json.dumps({"host": "127.0.0.1", "port": postgres.port, "user": "postgres",
-                                           "password": "unused", database_key: database,
-                                           "default_target_schema": "wootric"}))
-        proc = subprocess.run([str(tools.ensure(tool)), "--config", str(config_path)], input=run.stdout,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{target}: {proc.stderr[-3000:]}"
+        load_into_postgres(postgres, tool, database_key, database, run.stdout, tmp_path)
         types = {}
         for table, column, data_type, udt in postgres.psql(
                 "SELECT table_name, column_name, data_type, udt_name FROM information_schema.columns "

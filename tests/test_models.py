@@ -5,16 +5,13 @@ fails when a response is missing."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import tools
 import warehouse
-from conftest import NOW, select
+from helpers import NOW, load_into_postgres, select
 
 ZONE = ZoneInfo("America/Los_Angeles")  # dbt_wootric's default account time zone, as the tap's and the fake's
 ALL_STREAMS = ("end_users", "responses", "declines", "segments", "nps_summary", "email_stats",
@@ -165,14 +162,7 @@ def test_models_build_on_postgres_as_both_targets_land_it(fake, tap, tmp_path, p
     months = expected_months(latest(run, "responses"), latest(run, "declines"))
     for target, (tool, database_key) in PG_TARGETS.items():
         database = "models_" + target.split("-")[0]
-        postgres.psql(f"CREATE DATABASE {database}")
-        target_config = tmp_path / f"{database}.json"
-        target_config.write_text(json.dumps({"host": "127.0.0.1", "port": postgres.port, "user": "postgres",
-                                             "password": "unused", database_key: database,
-                                             "default_target_schema": "wootric"}))
-        load = subprocess.run([str(tools.ensure(tool)), "--config", str(target_config)], input=run.stdout,
-                              capture_output=True, text=True, timeout=300)
-        assert load.returncode == 0, f"{target}: {load.stderr[-3000:]}"
+        load_into_postgres(postgres, tool, database_key, database, run.stdout, tmp_path)
         work = tmp_path / database
         work.mkdir()
         proc = warehouse.dbt(["build"], work, target="postgres", env=warehouse.postgres_env(postgres.port, database))
