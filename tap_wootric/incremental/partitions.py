@@ -49,7 +49,8 @@ SPLIT_MIN_PAGES = 8
 class Part:
     position: int  # every row of the part below this second has been emitted
     end: int  # exclusive; it only shrinks, when the part is split
-    began: int = 0  # where this part started reading, for its density
+    first: Optional[int] = None  # the lowest second of a row it has been handed: an empty stretch before the
+    # first row (years before an account's first answer) says nothing about the rows ahead
     frontier: Optional[int] = None  # the highest second of a row it has been handed
     rows: int = 0  # rows it has read
     # Rows per second of created time, read or inherited from the part it was split from.
@@ -57,12 +58,9 @@ class Part:
     running: bool = False
     done: bool = False
 
-    def __post_init__(self) -> None:
-        self.began = self.position
-
     def rows_ahead(self) -> Optional[float]:
-        if self.rows and self.frontier is not None:
-            self.density = self.rows / max(1, self.frontier - self.began + 1)
+        if self.rows and self.frontier is not None and self.first is not None:
+            self.density = self.rows / max(1, self.frontier - self.first + 1)
         if self.density is None:
             return None
         return self.density * (self.end - self._split_floor())
@@ -227,6 +225,7 @@ class PartitionedRead:
         seconds = [self._second_of(row) for row in records]
         if seconds:
             part.frontier = max(seconds) if part.frontier is None else max(part.frontier, max(seconds))
+            part.first = min(seconds) if part.first is None else min(part.first, min(seconds))
         rows = [row for row, second in zip(records, seconds) if second < end]
         kept = [row for row in rows if self._keep(row)]
         run.skipped += len(rows) - len(kept)
