@@ -226,19 +226,25 @@ class PartitionedRead:
         if seconds:
             part.frontier = max(seconds) if part.frontier is None else max(part.frontier, max(seconds))
             part.first = min(seconds) if part.first is None else min(part.first, min(seconds))
-        rows = [row for row, second in zip(records, seconds) if second < end]
-        kept = [row for row in rows if self._keep(row)]
+        rows = [(row, second) for row, second in zip(records, seconds) if second < end]
+        room = self._budget - self.read
+        if len(rows) > room:
+            # The budget ends inside this page: rows come in scan order, so the first row left unread is
+            # where this part resumes (its second is read again, as at every resume point).
+            taken = max(0, int(room))
+            checkpoint, rows = rows[taken][1], rows[:taken]
+        kept = [row for row, _ in rows if self._keep(row)]
         run.skipped += len(rows) - len(kept)
         run.emit(kept)
         part.rows += len(rows)
         self.read += len(rows)
         part.done = checkpoint is None or checkpoint >= end
-        if not part.done:
-            assert checkpoint is not None
-            part.position = max(part.position, checkpoint)
-        else:
+        if part.done:
             part.running = False
             part.position = end
+        else:
+            assert checkpoint is not None
+            part.position = max(part.position, checkpoint)
         self._progress(self.remaining())
         if self.read >= self._budget:
             self._halted = True
