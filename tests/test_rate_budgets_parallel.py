@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List
 
 import pytest
-from helpers import STREAMS, fill, select
+from helpers import STREAMS, fill, log_lines, select
 
 DAY_STREAM = "nps_summary"
 DAYS = 40
@@ -98,6 +98,10 @@ def test_a_429_on_one_endpoint_of_a_shared_budget_holds_every_endpoint_until_the
     assert later and later[0]["time"] >= limited_at + 2
     assert {r["path"] for r in served[at + 1:]} - {served[at]["path"]}, "only one endpoint was read after it"
     assert sum(r["status"] == 429 for r in fake.requests) == 1
+    # The retry's WARNING names the stream that met the 429 before its request.
+    stream = served[at]["path"].rsplit("/", 1)[-1]
+    assert [line for line in log_lines(run.stderr, "WARNING", "rate limited (429)")
+            if line.startswith(f"WARNING {stream}: GET /{stream} ")], run.stderr[-3000:]
     assert len({row["date"] for row in run.records(DAY_STREAM)}) == DAYS + 1
 
 

@@ -1,4 +1,4 @@
-"""HTTP access to the Wootric API: OAuth tokens, retries, rate limits.
+"""HTTP access to the Wootric API: OAuth tokens, retries, and every request through the rate limiter (limiter.py).
 
 Decisions are made on the status code only; bodies are read for the API's own
 error message. Credentials travel in the POST body and the Authorization header,

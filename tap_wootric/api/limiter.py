@@ -53,6 +53,7 @@ class _Budget:
         self.window: Optional[str] = None  # its X-Rate-Limit-Reset, which names the window
         self.limit: Optional[str] = None  # its X-Rate-Limit-Limit
         self.resets_at: Optional[float] = None  # while set, a spent window or a 429 holds its requests
+        self.told: Optional[float] = None  # the hold a pause line has announced: one line, however many wait
         self.in_flight = 0
 
     def allows_one_more(self) -> bool:
@@ -151,7 +152,10 @@ class Limiter:
                     continue
                 until = max(budget.resets_at for budget in held if budget.resets_at is not None)
                 whose = f"of {api.title}'s endpoints together" if endpoint not in held else f"of {api.describe(path)}"
-            self._sleep_out(held, until, now, f"{label}: " if label else "", whose)
+                told = all(budget.told == until for budget in held)
+                for budget in held:
+                    budget.told = until
+            self._sleep_out(held, until, now, f"{label}: " if label else "", whose, told)
 
     def release(self, ticket: Ticket, response: Optional[requests.Response]) -> None:
         """A request ended; `response` is its answer when its headers count (a 200 or a 429)."""
@@ -202,11 +206,12 @@ class Limiter:
             pool.sent += 1
         return ticket
 
-    def _sleep_out(self, held: List[_Budget], until: float, now: float, prefix: str, whose: str) -> None:
+    def _sleep_out(self, held: List[_Budget], until: float, now: float, prefix: str, whose: str,
+                   told: bool) -> None:
         pause = until - now
         if getattr(self._local, "announced", None) == until:
             self._local.announced = None  # this thread's own 429: its retry WARNING said how long
-        else:
+        elif not told:
             LOGGER.info("%sRate-limit budget %s used up; pausing %.1f s until it resets", prefix, whose, pause)
         self._wait(pause)
         with self._lock:
