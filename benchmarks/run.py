@@ -20,48 +20,33 @@ The original tap is installed from PyPI into benchmarks/.venv-original on first 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from harness import (
+    STREAMS,
+    Burst,
+    Dataset,
+    FakeWootric,
+    Run,
+    Tap,
+    budget_minimum,
+    build_fake,
+    check,
+    ideal,
+    original_tap,
+    our_tap,
+    run_tap,
+)
 
-from fake import STREAMS, FakeWootric  # noqa: E402
-
-ORIGINAL_VENV = HERE / ".venv-original"
-ORIGINAL_VERSION = "0.5.3"
-PER_PAGE = 50
 REQUEST_TARGET_FACTOR, REQUEST_TARGET_SLACK = 1.05, 2
-
-
-@dataclass(frozen=True)
-class Burst:
-    stream: str
-    count: int
-    days_before_end: float
-    span_seconds: float  # 0: all in one second
-    field: str = "created_at"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    years: float
-    counts: Dict[str, int]  # totals, bursts included
-    bursts: tuple = ()
-    rate_budget: int = 100  # requests per window per endpoint
-    window_seconds: float = 1.0
 
 
 DATASETS = {
@@ -79,133 +64,6 @@ DATASETS = {
         Burst("declines", 300, 120, 0),
     )),
 }
-
-
-def build_fake(dataset: Dataset, end: datetime, seed: int = 2026) -> FakeWootric:
-    fake = FakeWootric(seed=seed)
-    start = end - timedelta(days=365.25 * dataset.years)
-    for stream in STREAMS:  # end users first: responses and declines point at them
-        in_bursts = sum(b.count for b in dataset.bursts if b.stream == stream)
-        fake.generate(stream, dataset.counts[stream] - in_bursts, start, end)
-        for burst in (b for b in dataset.bursts if b.stream == stream):
-            at = end - timedelta(days=burst.days_before_end)
-            if burst.span_seconds:
-                fake.generate(stream, burst.count, at, at + timedelta(seconds=burst.span_seconds))
-            else:
-                fake.add_burst(stream, at, burst.count, field=burst.field)
-    return fake
-
-
-# -- the two taps ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tap:
-    name: str
-    argv: List[str]
-    scalable: bool  # takes TAP_WOOTRIC_TIME_SCALE
-    rate_limited: bool = True  # run the rate-limited sync too
-
-    def env(self, fake: FakeWootric, time_scale: float) -> Dict[str, str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WOOTRIC_FAKE_URL": fake.url}
-        if self.scalable:
-            env["TAP_WOOTRIC_TIME_SCALE"] = repr(time_scale)
-        return env
-
-
-def our_tap() -> Tap:
-    exe = Path(sys.executable).parent / "tap-wootric"
-    return Tap("tap-wootric (this)", [str(exe)], True)
-
-
-def original_tap(rate_limited: bool) -> Tap:
-    python = ORIGINAL_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"Installing tap-wootric=={ORIGINAL_VERSION} into {ORIGINAL_VENV} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(ORIGINAL_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"tap-wootric=={ORIGINAL_VERSION}"],
-                       check=True)
-    return Tap(f"tap-wootric {ORIGINAL_VERSION}", [str(python), str(HERE / "original_wrapper.py")], False,
-               rate_limited)
-
-
-# -- one run -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    returncode: int
-    wall: float
-    cpu: float  # the tap's own user + system CPU seconds
-    peak_rss_mb: float
-    requests: Dict[str, int]
-    ok_requests: Dict[str, int]
-    token_requests: int
-    rate_limited: int
-    emitted: Dict[str, int]
-    distinct: Dict[str, set]
-    final_state: Optional[Dict[str, Any]]
-    stderr_tail: str = ""
-
-    @property
-    def records(self) -> int:
-        return sum(self.emitted.values())
-
-
-def high_water_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:  # the process has just ended
-        pass
-    return 0
-
-
-def run_tap(tap: Tap, fake: FakeWootric, config: Dict[str, Any], workdir: Path, *,
-            state: Optional[Dict[str, Any]] = None, time_scale: float = 1.0) -> Run:
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
-    argv = [*tap.argv, "--config", str(config_path)]
-    if state is not None:
-        state_path = workdir / "state.json"
-        state_path.write_text(json.dumps(state))
-        argv += ["--state", str(state_path)]
-    out_path, err_path = workdir / "out.jsonl", workdir / "err.log"
-    fake.clear_log()
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=tap.env(fake, time_scale))
-        peak_kb = 0
-        # VmHWM of the running process, not wait4's ru_maxrss: Linux carries the high-water mark across
-        # exec, so the latter would report the forked copy of this process, fake and data included.
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            peak_kb = max(peak_kb, high_water_kb(proc.pid))
-            time.sleep(0.02)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-
-    emitted = {stream: 0 for stream in STREAMS}
-    distinct: Dict[str, set] = {stream: set() for stream in STREAMS}
-    final_state = None
-    with open(out_path) as out:
-        for line in out:
-            message = json.loads(line)
-            if message["type"] == "RECORD":
-                emitted[message["stream"]] += 1
-                distinct[message["stream"]].add(message["record"]["id"])
-            elif message["type"] == "STATE":
-                final_state = message["value"]
-    log = fake.requests
-    requests = {s: sum(1 for r in log if r["path"] == f"/v1/{s}") for s in STREAMS}
-    ok = {s: sum(1 for r in log if r["path"] == f"/v1/{s}" and r["status"] == 200) for s in STREAMS}
-    return Run(proc.returncode, wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, requests, ok,
-               sum(1 for r in log if r["path"] == "/oauth/token"), sum(1 for r in log if r["status"] == 429),
-               emitted, distinct, final_state, err_path.read_text()[-2000:])
 
 
 # -- a dataset ---------------------------------------------------------------------------------------------
@@ -227,13 +85,6 @@ class DatasetResult:
     dataset: Dataset
     truth: Dict[str, int]
     taps: List[TapResult] = field(default_factory=list)
-
-
-def budget_minimum(run: Run, dataset: Dataset) -> float:
-    """Least wall time the budget allows for the requests this run needed: streams run one after the
-    other, each endpoint with its own budget, and each window after the first costs a full window."""
-    waits = sum(max(0, math.ceil(n / dataset.rate_budget) - 1) for n in run.ok_requests.values())
-    return waits * dataset.window_seconds
 
 
 def bench_dataset(dataset: Dataset, taps: List[Tap], rate_limited: bool) -> DatasetResult:
@@ -289,16 +140,7 @@ def bench_dataset(dataset: Dataset, taps: List[Tap], rate_limited: bool) -> Data
         fake.stop()
 
 
-def check(run: Run, tap: Tap, what: str) -> None:
-    if run.returncode != 0:
-        raise SystemExit(f"{tap.name} failed its {what} (exit {run.returncode}):\n{run.stderr_tail}")
-
-
 # -- report ------------------------------------------------------------------------------------------------
-
-
-def ideal(n: int) -> int:
-    return max(1, math.ceil(n / PER_PAGE))
 
 
 def request_target(n: int) -> float:
