@@ -14,54 +14,60 @@ through their real command lines:
     python benchmarks/run.py --markdown docs/benchmarks.md
     python benchmarks/run.py --datasets smoke      # seconds; what CI runs
 
+The parallel reads (this tap with `workers: 1` and with several workers), each scenario by its flag:
+
+    python benchmarks/run.py --datasets none --latency --budgets --edits [--workers 4]
+    python benchmarks/run.py --datasets none --latency --budgets --edits --tiny   # seconds: a smoke check
+
+- `--latency`: 150 ms per request, the core and day streams, against sequential and parallel bounds;
+  then the day streams' backfill alone (`--original-latency` adds 0.5.3, about 10 minutes);
+- `--budgets`: the core streams under a budget per endpoint and under one budget for every endpoint;
+- `--edits`: 2,000 edits spread over a year of 3,000 responses, in worlds A and B (`--edits large` adds
+  the edits scenario on `large` in every world).
+
 The original tap is installed from PyPI into benchmarks/.venv-original on first use.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from harness import (
+    STREAMS,
+    Burst,
+    Dataset,
+    FakeWootric,
+    Run,
+    Tap,
+    budget_minimum,
+    build_fake,
+    check,
+    ideal,
+    original_tap,
+    our_tap,
+    run_tap,
+    spread,
+)
+from parallel_scenarios import (
+    BUDGET_DATASETS,
+    LATENCY_SIZES,
+    bench_budgets,
+    bench_latency,
+    budgets_markdown,
+    latency_markdown,
+    worker_counts,
+)
 
-from fake import STREAMS, FakeWootric  # noqa: E402
-
-ORIGINAL_VENV = HERE / ".venv-original"
-ORIGINAL_VERSION = "0.5.3"
-PER_PAGE = 50
 REQUEST_TARGET_FACTOR, REQUEST_TARGET_SLACK = 1.05, 2
-
-
-@dataclass(frozen=True)
-class Burst:
-    stream: str
-    count: int
-    days_before_end: float
-    span_seconds: float  # 0: all in one second
-    field: str = "created_at"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    years: float
-    counts: Dict[str, int]  # totals, bursts included
-    bursts: tuple = ()
-    rate_budget: int = 100  # requests per window per endpoint
-    window_seconds: float = 1.0
 
 
 DATASETS = {
@@ -79,133 +85,6 @@ DATASETS = {
         Burst("declines", 300, 120, 0),
     )),
 }
-
-
-def build_fake(dataset: Dataset, end: datetime, seed: int = 2026) -> FakeWootric:
-    fake = FakeWootric(seed=seed)
-    start = end - timedelta(days=365.25 * dataset.years)
-    for stream in STREAMS:  # end users first: responses and declines point at them
-        in_bursts = sum(b.count for b in dataset.bursts if b.stream == stream)
-        fake.generate(stream, dataset.counts[stream] - in_bursts, start, end)
-        for burst in (b for b in dataset.bursts if b.stream == stream):
-            at = end - timedelta(days=burst.days_before_end)
-            if burst.span_seconds:
-                fake.generate(stream, burst.count, at, at + timedelta(seconds=burst.span_seconds))
-            else:
-                fake.add_burst(stream, at, burst.count, field=burst.field)
-    return fake
-
-
-# -- the two taps ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tap:
-    name: str
-    argv: List[str]
-    scalable: bool  # takes TAP_WOOTRIC_TIME_SCALE
-    rate_limited: bool = True  # run the rate-limited sync too
-
-    def env(self, fake: FakeWootric, time_scale: float) -> Dict[str, str]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "WOOTRIC_FAKE_URL": fake.url}
-        if self.scalable:
-            env["TAP_WOOTRIC_TIME_SCALE"] = repr(time_scale)
-        return env
-
-
-def our_tap() -> Tap:
-    exe = Path(sys.executable).parent / "tap-wootric"
-    return Tap("tap-wootric (this)", [str(exe)], True)
-
-
-def original_tap(rate_limited: bool) -> Tap:
-    python = ORIGINAL_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"Installing tap-wootric=={ORIGINAL_VERSION} into {ORIGINAL_VENV} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(ORIGINAL_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"tap-wootric=={ORIGINAL_VERSION}"],
-                       check=True)
-    return Tap(f"tap-wootric {ORIGINAL_VERSION}", [str(python), str(HERE / "original_wrapper.py")], False,
-               rate_limited)
-
-
-# -- one run -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    returncode: int
-    wall: float
-    cpu: float  # the tap's own user + system CPU seconds
-    peak_rss_mb: float
-    requests: Dict[str, int]
-    ok_requests: Dict[str, int]
-    token_requests: int
-    rate_limited: int
-    emitted: Dict[str, int]
-    distinct: Dict[str, set]
-    final_state: Optional[Dict[str, Any]]
-    stderr_tail: str = ""
-
-    @property
-    def records(self) -> int:
-        return sum(self.emitted.values())
-
-
-def high_water_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:  # the process has just ended
-        pass
-    return 0
-
-
-def run_tap(tap: Tap, fake: FakeWootric, config: Dict[str, Any], workdir: Path, *,
-            state: Optional[Dict[str, Any]] = None, time_scale: float = 1.0) -> Run:
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
-    argv = [*tap.argv, "--config", str(config_path)]
-    if state is not None:
-        state_path = workdir / "state.json"
-        state_path.write_text(json.dumps(state))
-        argv += ["--state", str(state_path)]
-    out_path, err_path = workdir / "out.jsonl", workdir / "err.log"
-    fake.clear_log()
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=tap.env(fake, time_scale))
-        peak_kb = 0
-        # VmHWM of the running process, not wait4's ru_maxrss: Linux carries the high-water mark across
-        # exec, so the latter would report the forked copy of this process, fake and data included.
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            peak_kb = max(peak_kb, high_water_kb(proc.pid))
-            time.sleep(0.02)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-
-    emitted = {stream: 0 for stream in STREAMS}
-    distinct: Dict[str, set] = {stream: set() for stream in STREAMS}
-    final_state = None
-    with open(out_path) as out:
-        for line in out:
-            message = json.loads(line)
-            if message["type"] == "RECORD":
-                emitted[message["stream"]] += 1
-                distinct[message["stream"]].add(message["record"]["id"])
-            elif message["type"] == "STATE":
-                final_state = message["value"]
-    log = fake.requests
-    requests = {s: sum(1 for r in log if r["path"] == f"/v1/{s}") for s in STREAMS}
-    ok = {s: sum(1 for r in log if r["path"] == f"/v1/{s}" and r["status"] == 200) for s in STREAMS}
-    return Run(proc.returncode, wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024, requests, ok,
-               sum(1 for r in log if r["path"] == "/oauth/token"), sum(1 for r in log if r["status"] == 429),
-               emitted, distinct, final_state, err_path.read_text()[-2000:])
 
 
 # -- a dataset ---------------------------------------------------------------------------------------------
@@ -227,13 +106,6 @@ class DatasetResult:
     dataset: Dataset
     truth: Dict[str, int]
     taps: List[TapResult] = field(default_factory=list)
-
-
-def budget_minimum(run: Run, dataset: Dataset) -> float:
-    """Least wall time the budget allows for the requests this run needed: streams run one after the
-    other, each endpoint with its own budget, and each window after the first costs a full window."""
-    waits = sum(max(0, math.ceil(n / dataset.rate_budget) - 1) for n in run.ok_requests.values())
-    return waits * dataset.window_seconds
 
 
 def bench_dataset(dataset: Dataset, taps: List[Tap], rate_limited: bool) -> DatasetResult:
@@ -289,16 +161,7 @@ def bench_dataset(dataset: Dataset, taps: List[Tap], rate_limited: bool) -> Data
         fake.stop()
 
 
-def check(run: Run, tap: Tap, what: str) -> None:
-    if run.returncode != 0:
-        raise SystemExit(f"{tap.name} failed its {what} (exit {run.returncode}):\n{run.stderr_tail}")
-
-
 # -- report ------------------------------------------------------------------------------------------------
-
-
-def ideal(n: int) -> int:
-    return max(1, math.ceil(n / PER_PAGE))
 
 
 def request_target(n: int) -> float:
@@ -315,6 +178,10 @@ def markdown(results: List[DatasetResult], command: str) -> str:
         "```bash",
         command,
         "```",
+    ]
+    if not results:
+        return "\n".join(lines) + "\n"
+    lines += [
         "",
         "Both taps run through their command lines against the fake API in `tests/fake_wootric.py` "
         "(50 records a page, 30 pages a query, times in whole seconds). The fake runs in the benchmark's "
@@ -402,6 +269,12 @@ def markdown(results: List[DatasetResult], command: str) -> str:
 WORLDS = {"A (filter and sort)": (True, True), "B (sort only)": (False, True),
           "filter only": (True, False), "C (neither)": (False, False)}
 EDIT_COUNTS = (50, 2000)
+# Edits of every age: most of a year's responses edited, spread uniformly over the whole history, so the
+# newest-first walk meets edits in every part of the created range.
+EVERY_AGE = {"full": (Dataset("every-age", 1, {"end_users": 600, "responses": 3000, "declines": 300}), 2000),
+             "tiny": (Dataset("every-age-tiny", 1, {"end_users": 60, "responses": 300, "declines": 30}), 200)}
+EVERY_AGE_WORLDS = ("A (filter and sort)", "B (sort only)")
+EVERY_AGE_FACTOR, EVERY_AGE_SLACK = 1.25, 5
 
 
 @dataclass
@@ -420,13 +293,15 @@ def set_world(fake: FakeWootric, world: str) -> None:
     fake.ignore_updated_sort = set() if honour_sort else {"responses"}
 
 
-def bench_edits(dataset: Dataset, taps: List[Tap]) -> List[EditsRow]:
+def bench_edits(dataset: Dataset, taps: List[Tap], worlds: Sequence[str] = tuple(WORLDS),
+                counts: Sequence[int] = EDIT_COUNTS) -> List[EditsRow]:
     """After a full sync, edit E responses spread over the whole history; the next run's requests to
-    /responses and how many of the edits it emitted at their new version, in each API world."""
+    /responses and how many of the edits it emitted at their new version, in each API world. Each count
+    adds to the edits of the one before it."""
     rows: List[EditsRow] = []
     end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
     start_date = (end - timedelta(days=365.25 * dataset.years + 2)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    for world in WORLDS:
+    for world in worlds:
         for tap in taps:
             if not tap.scalable and world != "B (sort only)":
                 continue  # 0.5.3 sends neither updated[...] nor the sort to /responses: one world is enough
@@ -443,9 +318,8 @@ def bench_edits(dataset: Dataset, taps: List[Tap]) -> List[EditsRow]:
                     check(full, tap, "full sync")
                     ids = sorted(fake.ids("responses"))
                     edited: List[int] = []
-                    for count in EDIT_COUNTS:
-                        step = len(ids) // count
-                        for record_id in ids[::step][:count]:
+                    for count in counts:
+                        for record_id in spread(ids, count):
                             if record_id not in edited:
                                 fake.update("responses", record_id, text=f"edited {count}")
                                 edited.append(record_id)
@@ -487,6 +361,27 @@ def edits_markdown(rows: List[EditsRow], dataset: Dataset) -> str:
     return "\n".join(lines) + "\n"
 
 
+def every_age_markdown(rows: List[EditsRow], dataset: Dataset, edits: int) -> str:
+    lines = [
+        "",
+        f"## Edits of every age: {edits:,} edits spread over a year of {dataset.counts['responses']:,} responses",
+        "",
+        f"{dataset.counts['responses']:,} responses created over {dataset.years:g} year; after a full sync, "
+        "E of them, spread evenly over the whole history, are edited, and the next run (`reconcile_runs: 0`) "
+        "starts from the full sync's state. `requests` are to /responses, probes included. Target: at most "
+        f"{EVERY_AGE_FACTOR} x ceil(E/50) + {EVERY_AGE_SLACK}, every edit caught.",
+        "",
+        "| API world | tap | E | requests | ceil(E/50) | target | within target | edits caught |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        target = EVERY_AGE_FACTOR * ideal(row.edits) + EVERY_AGE_SLACK
+        met = row.requests <= target and row.caught == row.edits
+        lines.append(f"| {row.world} | {row.tap} | {row.edits:,} | {row.requests:,} | {ideal(row.edits):,} | "
+                     f"{target:g} | {'yes' if met else 'no'} | {row.caught:,} ({100 * row.caught / row.edits:.1f}%) |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="small,sparse,large",
@@ -496,21 +391,48 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--original-rate-limited", action="store_true",
                         help="also run 0.5.3 under the rate budget (slow: it ignores the budget headers and "
                              "backs off 2, 4, 8 ... real seconds per 429)")
-    parser.add_argument("--edits", metavar="DATASET", choices=sorted(DATASETS),
-                        help="also run the edits scenario on this dataset (each API world the fake can express, "
-                             "E = 50 and 2,000 edited rows spread over the history)")
+    parser.add_argument("--edits", metavar="DATASET", nargs="?", const="", choices=["", *sorted(DATASETS)],
+                        help="also run the edits of every age (2,000 edits spread over a year of 3,000 responses, "
+                             "worlds A and B) and, given a dataset, the edits scenario on it (each API world the "
+                             "fake can express, E = 50 and 2,000 edited rows spread over the history)")
+    parser.add_argument("--latency", action="store_true",
+                        help="also run the parallel reads with 150 ms per request (about 10 minutes)")
+    parser.add_argument("--original-latency", action="store_true",
+                        help="also run 0.5.3 in the latency scenario, on the core streams (about 10 minutes more)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="the several-workers runs of --latency and --budgets use N workers (default: the "
+                             "tap's default workers)")
+    parser.add_argument("--budgets", action="store_true",
+                        help="also run the core streams under a budget per endpoint and under one shared budget, "
+                             "with workers 1 and several")
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny sizes for --latency, --budgets and --edits' every-age case (a smoke check)")
     parser.add_argument("--markdown", help="also write the report to this file")
     args = parser.parse_args(argv)
-    names = [name.strip() for name in args.datasets.split(",") if name.strip()]
+    # "none" (or nothing) runs only the scenarios asked for by the other flags.
+    names = [name.strip() for name in args.datasets.split(",") if name.strip() not in ("", "none")]
     unknown = [name for name in names if name not in DATASETS]
     if unknown:
         parser.error(f"unknown datasets: {', '.join(unknown)}")
-    taps = [our_tap()] + ([] if args.no_original else [original_tap(args.original_rate_limited)])
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
+    size = "tiny" if args.tiny else "full"
+    with_original = not args.no_original and bool(names or args.edits)
+    taps = [our_tap()] + ([original_tap(args.original_rate_limited)] if with_original else [])
     results = [bench_dataset(DATASETS[name], taps, not args.no_rate_limit) for name in names]
     command = "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = markdown(results, command.strip())
     if args.edits:
         report += edits_markdown(bench_edits(DATASETS[args.edits], taps), DATASETS[args.edits])
+    if args.edits is not None:
+        dataset, edits = EVERY_AGE[size]
+        report += every_age_markdown(bench_edits(dataset, taps[:1], EVERY_AGE_WORLDS, (edits,)), dataset, edits)
+    if args.latency or args.original_latency:
+        original = original_tap(False) if args.original_latency else None
+        report += latency_markdown(bench_latency(LATENCY_SIZES[size], worker_counts(args.workers), original))
+    if args.budgets:
+        dataset = BUDGET_DATASETS[size]
+        report += budgets_markdown(bench_budgets(dataset, worker_counts(args.workers)), dataset)
     print(report)
     if args.markdown:
         Path(args.markdown).write_text(report)
