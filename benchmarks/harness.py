@@ -28,7 +28,7 @@ ORIGINAL_VENV = HERE / ".venv-original"
 ORIGINAL_VERSION = "0.5.3"
 PER_PAGE = 50
 # What the tap logs when it splits a stream's created range into parts read at once.
-PARTS_LINE = re.compile(r"\b(\w+): reading the created range in (\d+) parts")
+PARTS_LINE = re.compile(r"\b(\w+): read the created range in (\d+) parts")
 
 
 @dataclass(frozen=True)

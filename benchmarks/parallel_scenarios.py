@@ -155,7 +155,7 @@ def latency_markdown(result: LatencyResult) -> str:
         f"{size.rows:,} rows in each core stream over {size.days:g} days, and the day streams "
         f"({', '.join(DAY_STREAMS)}: a request a day) from `start_date` {size.days:g} days back. "
         "Sequential bound: total requests x latency. Parallel bound: the slowest stream's requests x latency "
-        "/ its parts (a core stream's parts are what the tap logs as `<stream>: reading the created range in "
+        "/ its parts (a core stream's parts are what the tap logs as `<stream>: read the created range in "
         "<N> parts`, 1 without; a day stream's days are independent requests: its parts are the workers). "
         f"Target with several workers: wall / parallel bound <= {PARALLEL_TARGET}. The tap also keeps at most "
         "`workers` requests in flight in all, so no run can beat the in-flight bound (sequential bound / "
