@@ -37,6 +37,7 @@ setup(
         "requests>=2.25,<3",
         "backoff>=2.1,<3",
         "pendulum>=2.1,<4",
+        "orjson>=3.9,<4",
     ],
     extras_require={
         "test": [

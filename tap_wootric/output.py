@@ -15,11 +15,10 @@ stdout, complete lines only, before any STATE that follows them.
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from datetime import datetime
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import singer
 from singer.utils import strftime
@@ -27,6 +26,31 @@ from singer.utils import strftime
 from tap_wootric.cancel import uninterruptible_write
 
 _ENCODER = json.JSONEncoder(allow_nan=False)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _record_encoder() -> Callable[[Any], str]:
+    """`_ENCODER.encode`, minus what that does on every call: it builds a new C encoder (and a
+    circular-reference table) for each value, which was a quarter of the time spent encoding a
+    record. Records come from decoded JSON, so they cannot be circular (one that were would end in
+    RecursionError, and the record would take singer-python's path, which reports it)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python implementation)
+        return _ENCODER.encode
+    try:
+        encode = make(None, _refuse, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, False)
+    except TypeError:  # a Python whose C encoder takes other arguments
+        return _ENCODER.encode
+    sample = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
+    if "".join(encode(sample, 0)) != _ENCODER.encode(sample):
+        return _ENCODER.encode
+    return lambda record: "".join(encode(record, 0))
+
+
+_encode_record = _record_encoder()
 
 
 def write_lines(text: str) -> None:
@@ -49,7 +73,9 @@ class MessageWriter:
         return RecordWriter(stream, version).write(records, time_extracted)
 
     def state(self, value: Dict[str, Any]) -> None:
-        self._line(singer.StateMessage(value=copy.deepcopy(value)))
+        # Formatted at once, before the caller can change it: no copy needed (a page's STATE went through
+        # a deep copy of the whole state).
+        self._line(singer.StateMessage(value=value))
 
     def activate_version(self, stream: str, version: int) -> None:
         self._line(singer.ActivateVersionMessage(stream=stream, version=version))
@@ -74,8 +100,8 @@ class RecordWriter:
         lines = []
         for record in records:
             try:
-                lines.append(self._head + _ENCODER.encode(record) + tail)
-            except (TypeError, ValueError):
+                lines.append(self._head + _encode_record(record) + tail)
+            except (TypeError, ValueError, RecursionError):
                 # A value the standard encoder does not take (a Decimal, say) or refuses (NaN):
                 # singer-python's own formatting decides, exactly as write_record would.
                 lines.append(singer.format_message(singer.RecordMessage(

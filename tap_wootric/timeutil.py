@@ -13,7 +13,7 @@ import functools
 import re
 import time
 from datetime import date, datetime, timezone
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import dateutil.parser
 import pendulum
@@ -35,6 +35,11 @@ def to_epoch_seconds(value: Any) -> int:
     A string without an offset is taken as UTC, as singer-python's Transformer does, so
     the paging key and the emitted value always agree.
     """
+    if type(value) is str:
+        # The scan field of a row is read twice for paging and once more by the transform.
+        epoch = _EPOCHS.get(value)
+        if epoch is not None:
+            return epoch
     if isinstance(value, bool):
         raise UnparseableTime(f"not a time: {type(value).__name__}")
     if isinstance(value, (int, float)):
@@ -53,41 +58,62 @@ def to_epoch_seconds(value: Any) -> int:
     return calendar.timegm(parsed.utctimetuple())
 
 
+# Recently seen whole-second strings in the API's own shape: their epoch seconds and their RFC 3339 form.
+# Each is emptied when full, so memory stays bounded whatever the rows; a page only needs its own 50 rows'.
+_MEMO_SIZE = 4096
+_EPOCHS: Dict[str, int] = {}
+_RFC3339: Dict[Union[str, int], str] = {}
+# whole_second_rfc3339 of a value seen lately (a str or an int, never a bool), else None: for the hottest caller.
+recent_rfc3339 = _RFC3339.get
+
+
 def _api_epoch(value: str, *, whole_seconds_only: bool = False) -> Optional[int]:
     """Epoch seconds of a string in one of the API's own shapes, without a general-purpose parser;
     None for any other shape. Raises UnparseableTime for a date or time that does not exist."""
+    epoch = _EPOCHS.get(value)
+    if epoch is not None:
+        return epoch
     if len(value) == 25 and value[10] == " " and value[13] == ":" and value[19] == " ":
-        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value. Rows of a page share a few
-        # hours, so the calendar work is done once per hour and offset; minutes and seconds are a
-        # table lookup. Anything odd in this shape falls through to the checks below.
-        minutes_seconds = _MINUTES_SECONDS.get(value[14:19])
-        if minutes_seconds is not None:
-            hour_start = _hour_start(value[0:13] + value[19:25])
-            if hour_start is not None:
-                return hour_start + minutes_seconds
+        # "YYYY-MM-DD HH:MM:SS +HHMM", the shape of nearly every value. The calendar work is done once
+        # per date (a day's rows share it, however sparse they are in time); the clock and the offset
+        # are table lookups. Anything odd in this shape falls through to the checks below.
+        midnight = _midnight_of(value[0:10])
+        if midnight is not None:
+            hour = _HOURS.get(value[11:13])
+            minutes_seconds = _MINUTES_SECONDS.get(value[14:19])
+            offset = _OFFSETS.get(value[20:25])
+            if hour is not None and minutes_seconds is not None and offset is not None:
+                epoch = midnight + hour + minutes_seconds - offset
+                if len(_EPOCHS) >= _MEMO_SIZE:
+                    _EPOCHS.clear()
+                _EPOCHS[value] = epoch
+                return epoch
     match = _API_FORMAT.match(value)
     if not match or (whole_seconds_only and match.group(7)):
         return None
-    year, month, day, hour, minute, second, _fraction, sign, off_h, off_m, _zulu = match.groups()
-    return _instant(int(year), int(month), int(day), int(hour), int(minute), int(second), sign,
+    year, month, day, hour_text, minute, second, _fraction, sign, off_h, off_m, _zulu = match.groups()
+    return _instant(int(year), int(month), int(day), int(hour_text), int(minute), int(second), sign,
                     int(off_h or 0), int(off_m or 0))
 
 
+_HOURS = {f"{h:02d}": h * 3600 for h in range(24)}
 _MINUTES_SECONDS = {f"{m:02d}:{s:02d}": m * 60 + s for m in range(60) for s in range(60)}
+# "+HHMM" and "-HHMM" (a space before them is checked by the caller): seconds east of UTC.
+_OFFSETS = {f"{sign}{h:02d}{m:02d}": (1 if sign == "+" else -1) * (h * 3600 + m * 60)
+            for sign in "+-" for h in range(24) for m in range(60)}
+_HOUR_FACES = [f"{h:02d}:" for h in range(24)]
 _CLOCK_FACES = [f"{m:02d}:{s:02d}.000000Z" for m in range(60) for s in range(60)]
 
 
 @functools.lru_cache(maxsize=8192)
-def _hour_start(local_hour: str) -> Optional[int]:
-    """Epoch seconds of "YYYY-MM-DD HH +HHMM" (a local hour and its offset); None unless it is
-    exactly that shape and a real hour."""
-    digits = local_hour[0:4] + local_hour[5:7] + local_hour[8:10] + local_hour[11:13] + local_hour[15:19]
-    if not (local_hour[4] == local_hour[7] == "-" and local_hour[14] in "+-" and digits.isdigit()
-            and digits.isascii()):
+def _midnight_of(date_text: str) -> Optional[int]:
+    """Epoch seconds of 00:00 UTC on a "YYYY-MM-DD" date; None unless it is exactly that shape (ASCII
+    digits: int() would also take other digits, signs and underscores) and a real date."""
+    digits = date_text[0:4] + date_text[5:7] + date_text[8:10]
+    if not (date_text[4] == date_text[7] == "-" and digits.isdigit() and digits.isascii()):
         return None
     try:
-        return _instant(int(local_hour[0:4]), int(local_hour[5:7]), int(local_hour[8:10]), int(local_hour[11:13]),
-                        0, 0, local_hour[14], int(local_hour[15:17]), int(local_hour[17:19]))
+        return _midnight(date_text)
     except UnparseableTime:
         return None
 
@@ -101,11 +127,8 @@ def _instant(year: int, month: int, day: int, hour: int, minute: int, second: in
     return local + offset if sign == "-" else local - offset
 
 
-# Rows of one page share a handful of dates, so the calendar work is done once per date.
-@functools.lru_cache(maxsize=4096)
 def _midnight(date: str) -> int:
-    """Epoch seconds of 00:00 UTC on a "YYYY-MM-DD" date; UnparseableTime if there is no such date
-    (an exception is not cached, so a bad date is judged each time)."""
+    """Epoch seconds of 00:00 UTC on a "YYYY-MM-DD" date; UnparseableTime if there is no such date."""
     year, month, day = int(date[0:4]), int(date[5:7]), int(date[8:10])
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
         raise UnparseableTime("no such date or time")
@@ -116,33 +139,47 @@ def whole_second_rfc3339(value: Any) -> Optional[str]:
     """The API's whole-second time strings and UNIX seconds as singer-python formats date-times,
     without its general-purpose parser (the slowest step per record); None for any other shape
     or for a date that does not exist (the general parser then decides, and rejects it)."""
-    if type(value) is str:
+    kind = type(value)
+    if kind is str or kind is int:  # not bool: True would find the memo's 1
+        formatted = _RFC3339.get(value)
+        if formatted is not None:
+            return formatted
+    if kind is str:
         try:
             seconds = _api_epoch(value, whole_seconds_only=True)
         except UnparseableTime:
             return None
-        return None if seconds is None else _format_seconds(seconds)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _format_seconds(value)
-    return None
+        formatted = None if seconds is None else _format_seconds(seconds)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        formatted = _format_seconds(value)
+    else:
+        return None
+    if formatted is not None and (kind is str or kind is int):
+        if len(_RFC3339) >= _MEMO_SIZE:
+            _RFC3339.clear()
+        _RFC3339[value] = formatted
+    return formatted
 
 
 def _format_seconds(seconds: int) -> Optional[str]:
-    hours, within_hour = divmod(seconds, 3600)
-    prefix = _hour_prefix(hours)
-    return None if prefix is None else prefix + _CLOCK_FACES[within_hour]
+    days, within_day = divmod(seconds, 86400)
+    prefix = _day_prefix(days)
+    if prefix is None:
+        return None
+    hour, within_hour = divmod(within_day, 3600)
+    return prefix + _HOUR_FACES[hour] + _CLOCK_FACES[within_hour]
 
 
 @functools.lru_cache(maxsize=8192)
-def _hour_prefix(hours: int) -> Optional[str]:
-    """"YYYY-MM-DDTHH:" of an hour counted from the epoch; None outside the years 1 to 9999."""
+def _day_prefix(days: int) -> Optional[str]:
+    """"YYYY-MM-DDT" of a day counted from the epoch; None outside the years 1 to 9999."""
     try:
-        moment = time.gmtime(hours * 3600)
+        moment = time.gmtime(days * 86400)
     except (OverflowError, OSError, ValueError):
         return None
     if not 1 <= moment.tm_year <= 9999:
         return None
-    return f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T{moment.tm_hour:02d}:"
+    return f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T"
 
 
 def format_epoch(seconds: Union[int, float]) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 from singer.transform import UNIX_SECONDS_INTEGER_DATETIME_PARSING, SchemaMismatch, Transformer
 
 from tap_wootric.errors import ApiError
-from tap_wootric.timeutil import whole_second_rfc3339
+from tap_wootric.timeutil import recent_rfc3339, whole_second_rfc3339
 
 LOGGER = logging.getLogger(__name__)
 
@@ -180,8 +180,9 @@ def _array(items: Converter, nullable: bool) -> Converter:
 
 def _datetime(nullable: bool) -> Converter:
     def convert(value: Any) -> Any:
-        if type(value) is str or type(value) is int:
-            formatted = whole_second_rfc3339(value)
+        kind = type(value)
+        if kind is str or kind is int:
+            formatted = recent_rfc3339(value) or whole_second_rfc3339(value)
             if formatted is not None:
                 return formatted
         return _null_or_fail(value, nullable)
