@@ -37,6 +37,8 @@ Row = Dict[str, Any]
 TAIL_ROWS = 250
 # How many unread rows a part that met its ceiling is taken to have: at least as many as one query reaches.
 UNREAD_GUESS = MAX_REACH
+# How often a part is counted again after rows that arrived in it were read, before it is split instead.
+MAX_RECOUNTS = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class _Part:
     resume: bool
     # How many rows updated since the bookmark its last walk proved the part holds (None: it met its ceiling).
     count: Optional[int] = None
+    # Where its next walk starts when not right after its rows read, and how often it was counted again.
+    start: Optional[int] = None
+    recounts: int = 0
 
     def fetcher(self, page_of: Callable[[EditQuery], List[Row]]) -> Callable[[int, int], List[Row]]:
         return lambda page, per_page: page_of(EditQuery(page, per_page, self.low, self.high))
@@ -143,14 +148,14 @@ class EditWalk:
                 parts += self._parts_left(part, unsettled, until is not None)
             if unsettled:
                 assert until is not None
-                yield from self._read_arrivals(until, unsettled, yielded)
-                parts += [sub for part in unsettled if not part.settled() for sub in self._split_part(part, False)]
+                arrivals = yield from self._read_arrivals(until, yielded)
+                parts += self._recount(unsettled, arrivals)
 
     def _walk_part(self, part: _Part, since: int, yielded: set) -> Iterator[List[Row]]:
         walk = self._walk_of(part, since)
         for rows in walk.rows():
             yield from self._take(part, rows, yielded)
-        part.count = walk.count
+        part.count, part.start = walk.count, None
         # Only a walk that met its ceiling in an order that held still read the head of each part;
         # otherwise each part is walked from its first page.
         part.resume = walk.end == WalkEnd.CEILING and not walk.backups
@@ -165,9 +170,11 @@ class EditWalk:
             yield fresh
 
     def _walk_of(self, part: _Part, since: int) -> OffsetWalk:
-        """A part's walk, from just after the rows already read when they are the head of its listing."""
+        """A part's walk, from just after the rows already read when they are the head of its listing (or
+        from where it stopped, to count it again)."""
         known = set(part.read) if part.resume else set()
-        return OffsetWalk(part.fetcher(self._page), self._id_of, known, len(known),
+        start = len(known) if part.start is None else part.start
+        return OffsetWalk(part.fetcher(self._page), self._id_of, known, start,
                           lambda row: self._updated(row) < since, logger=self._logger,
                           label=f"{self._stream}: rows updated since the bookmark", narrowable=part.narrowable())
 
@@ -183,18 +190,33 @@ class EditWalk:
             return []
         return self._split_part(part, part.resume)
 
-    def _read_arrivals(self, until: int, unsettled: List[_Part], yielded: set) -> Iterator[List[Row]]:
+    def _read_arrivals(self, until: int, yielded: set):
         """Read the top of the whole listing, the rows updated at or after the signpost: the rows that
-        arrived while the walk ran, which the counts of the parts below include but their walks passed."""
+        arrived while the walk ran, which the counts of the parts below include but their walks passed.
+        Returns them as {id: (created second, order read)}."""
         top = _Part(None, None, {}, False)
         walk = OffsetWalk(top.fetcher(self._page), self._id_of, set(), 0, lambda row: self._updated(row) < until,
                           logger=self._logger, label=f"{self._stream}: rows updated since the run started")
         for rows in walk.rows():
             yield from self._take(top, rows, yielded)
-        for part in unsettled:
-            for row_id, (created, order) in top.read.items():
-                if part.holds(created):
-                    part.read.setdefault(row_id, (created, order))
+        return top.read
+
+    def _recount(self, unsettled: List[_Part], arrivals: Dict[Any, Tuple[int, int]]) -> List[_Part]:
+        """The parts whose rows read and the arrivals in their range make up their count, to be counted again
+        from where their walk stopped; the others split. Only a count taken after the arrivals were read
+        proves a part: a row arriving after its count was taken would pass for a row its walk missed (a tied
+        row, seen in a new order on every request). Newest-created range first, where rows arrive most."""
+        again: List[_Part] = []
+        for part in sorted(unsettled, key=lambda part: float("-inf") if part.low is None else part.low):
+            part.read.update({key: value for key, value in arrivals.items()
+                              if key not in part.read and part.holds(value[0])})
+            assert part.count is not None
+            if len(part.read) >= part.count and part.recounts < MAX_RECOUNTS:
+                part.recounts, part.start, part.resume = part.recounts + 1, part.count, True
+                again.append(part)
+            else:
+                again += self._split_part(part, False)
+        return again
 
     def _split_part(self, part: _Part, resume: bool) -> List[_Part]:
         """The part in two by created range or, when its rows were all created in one second, its shortfall."""
