@@ -15,14 +15,14 @@ about 1.25 x ceil(E / 50) requests. What adds to that is kept small: a split lea
 the least work (the rows not read yet lie where the rows read last do: with edits made in creation
 order, all on one side), a walk that can be split ends before the thin pages just under the ceiling,
 and rows created or edited while the walk runs (above the signpost, at the top of the listing, above
-where the walk is) cost one read of the top instead of parts walked again.
+where the walk is) cost a read of the top and a count taken again instead of parts walked again.
 """
 from __future__ import annotations
 
 import bisect
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, List, Optional, Tuple
 
 from tap_wootric.api.apis import MAX_PER_PAGE, MAX_REACH
 from tap_wootric.incremental.paging import OffsetWalk, QueryNotHonoured, WalkEnd
@@ -174,15 +174,17 @@ class EditWalk:
         from where it stopped, to count it again)."""
         known = set(part.read) if part.resume else set()
         start = len(known) if part.start is None else part.start
+        # A count taken again must reach the row that ends the part, thin pages or not.
+        narrowable = part.narrowable() and part.start is None
         return OffsetWalk(part.fetcher(self._page), self._id_of, known, start,
                           lambda row: self._updated(row) < since, logger=self._logger,
-                          label=f"{self._stream}: rows updated since the bookmark", narrowable=part.narrowable())
+                          label=f"{self._stream}: rows updated since the bookmark", narrowable=narrowable)
 
     def _parts_left(self, part: _Part, unsettled: List[_Part], arrivals_readable: bool) -> List[_Part]:
         """Where the walk stopped proves how many rows of the part changed, whatever order tied rows come
         in; the part is done only when that many distinct rows were read. A walk that proved a count but
-        read fewer waits for the rows that arrived above it to be read (they count too); one that met its
-        ceiling is split in two by created range."""
+        read fewer waits for the rows that arrived above it to be read (they count too) and is counted
+        again; one that met its ceiling is split in two by created range."""
         if part.settled():
             return []
         if part.count is not None and arrivals_readable:
@@ -190,7 +192,7 @@ class EditWalk:
             return []
         return self._split_part(part, part.resume)
 
-    def _read_arrivals(self, until: int, yielded: set):
+    def _read_arrivals(self, until: int, yielded: set) -> Generator[List[Row], None, Dict[Any, Tuple[int, int]]]:
         """Read the top of the whole listing, the rows updated at or after the signpost: the rows that
         arrived while the walk ran, which the counts of the parts below include but their walks passed.
         Returns them as {id: (created second, order read)}."""
