@@ -30,6 +30,10 @@ DENSE_WALK_BACKUPS = 2
 # Re-reads of a dense second whose rows were not all reached: at most this many times ceil(N/50)
 # requests more (N at most 1,500), in the other order and on the other sort key.
 RESAMPLE_ROUNDS = 3
+# Near the ceiling the page grid leaves only thin pages (20 to 30 new rows a request, about 40 elsewhere): a
+# walk whose caller can narrow the listing instead ends before them.
+THIN_PAGES_FROM = MAX_REACH - 2 * MAX_PER_PAGE
+THIN_PAGE_ROWS = 35
 
 
 class QueryNotHonoured(ApiError):
@@ -95,7 +99,8 @@ class OffsetWalk:
     newest-first listing) pushes later rows back and is simply read again where it was; a row that
     leaves the listing (a deletion, or an edit in an oldest-first one) pulls later rows forward, and
     if that makes the page start with an unread row, the walk backs up a page. `rows()` yields the
-    new rows page by page; `end` says why the walk stopped.
+    new rows page by page; `end` says why the walk stopped. With `narrowable`, the walk meets its ceiling
+    before the thin pages near it.
     """
 
     def __init__(
@@ -109,8 +114,10 @@ class OffsetWalk:
         logger: logging.Logger,
         label: str,
         max_backups: int = MAX_WALK_BACKUPS,
+        narrowable: bool = False,
     ):
         self._fetch_page = fetch_page
+        self._narrowable = narrowable
         self._max_backups = max_backups
         # How many rows the listing holds (up to the first row the stop test accepts), once a short page
         # or that row has proved it, whatever order tied rows come in.
@@ -128,6 +135,8 @@ class OffsetWalk:
         offset = self.offset
         while offset < MAX_REACH:
             page_number, per_page = plan_overlapping_page(offset)
+            if self._narrowable and offset >= THIN_PAGES_FROM and page_number * per_page - offset < THIN_PAGE_ROWS:
+                break
             start = (page_number - 1) * per_page
             page = self._fetch_page(page_number, per_page)
             if start > 0 and (not page or self._id_of(page[0]) not in self.known):
