@@ -8,7 +8,8 @@ The layout is singer-python's:
                    "nps_summary": {"date": "2024-01-31"},
                    "segments": {"version": 1733000000000, "initial_full_table_complete": true}}}
 An incremental stream bookmarks its replication key; `scan_position` and `scan_signpost` exist only
-while a scan on another field is unfinished, and `reconcile` holds the reconciliation pass
+while a scan on another field is unfinished, `scan_parts` (the unfinished ranges, [[from, to or
+null], ...]) while a partitioned scan is (incremental/partitions.py), and `reconcile` holds the reconciliation pass
 (incremental/reconcile.py). A day stream bookmarks an account-local date under its replication key.
 A full-table stream keeps the table version of a read in progress.
 """
@@ -26,7 +27,11 @@ LOGGER = logging.getLogger(__name__)
 
 SCAN_POSITION = "scan_position"
 SCAN_SIGNPOST = "scan_signpost"
+# The unfinished created ranges of a partitioned scan: [[from, to or null], ...] (incremental/partitions.py).
+SCAN_PARTS = "scan_parts"
 RECONCILE = "reconcile"
+# In the reconciliation state: a partitioned slice's unfinished ranges, as SCAN_PARTS.
+PARTS = "parts"
 # Bookmark keys holding a time, and those holding a day, as the stream table defines them.
 TIME_KEYS = frozenset({spec.replication_key for spec in STREAMS if spec.read_by == "incremental"}
                       | {SCAN_POSITION, SCAN_SIGNPOST})
@@ -83,6 +88,9 @@ def _check_bookmark(stream: str, bookmark: Any, source: str) -> None:
                              f"{bookmark['version']!r}")
     if bookmark.get(RECONCILE) is not None:
         _check_reconcile(stream, bookmark[RECONCILE], source)
+        _check_ranges(bookmark[RECONCILE].get(PARTS), f"{source}: 'parts' in the reconciliation state of stream "
+                      f"'{stream}'")
+    _check_ranges(bookmark.get(SCAN_PARTS), f"{source}: bookmark '{SCAN_PARTS}' of stream '{stream}'")
     _check_values(bookmark, TIME_KEYS, parse_bookmark,
                   lambda key, value: f"{source}: bookmark '{key}' of stream '{stream}' is not a timestamp: {value!r}")
     _check_values(bookmark, DAY_KEYS, parse_day, lambda key, value: f"{source}: bookmark '{key}' of stream "
@@ -100,6 +108,17 @@ def _check_values(holder: Dict[str, Any], keys: Iterable[str], parse: Callable[[
         value = holder.get(key)
         if value is not None and parse(value) is None:
             raise InputFileError(message(key, value))
+
+
+def _check_ranges(ranges: Any, where: str) -> None:
+    """Unfinished ranges of a partitioned read: [[time, time or null], ...]."""
+    if ranges is None:
+        return
+    if not isinstance(ranges, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in ranges):
+        raise InputFileError(f"{where} must be a list of [from, to] pairs")
+    for first, last in ranges:
+        if parse_bookmark(first) is None or (last is not None and parse_bookmark(last) is None):
+            raise InputFileError(f"{where} holds a range that is not a pair of timestamps: {[first, last]!r}")
 
 
 def _check_reconcile(stream: str, reconcile: Any, source: str) -> None:

@@ -94,7 +94,7 @@ class StreamRun:
         """GET a path of the stream's API (default: the stream's own) and count it."""
         with self._count_lock:
             self.requests += 1
-        return self.client.get(self.spec.api, self.spec.path if path is None else path, params)
+        return self.client.get(self.spec.api, self.spec.path if path is None else path, params, label=self.spec.name)
 
     def get_rows(self, params: Dict[str, Any]) -> List[Dict[str, Any]]:
         body = self.get(params=params)

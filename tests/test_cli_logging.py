@@ -56,8 +56,11 @@ def test_at_info_one_request_gives_one_line(fake, tap):
     run = tap.run(fake.config())
     assert run.returncode == 0, run.stderr
     requests = len([r for r in fake.requests if r["path"] != "/oauth/token"])
-    request_lines = [line for line in run.stderr.splitlines() if re.match(r"INFO GET /\S+ .*-> \d{3} \(", line)]
+    request_lines = [re.match(r"INFO (\w+): GET /(\S+) .*-> \d{3} \(", line) for line in run.stderr.splitlines()]
+    request_lines = [line for line in request_lines if line]
     assert len(request_lines) == requests
+    # Each line starts with the stream that sent it (these streams read only their own path).
+    assert all(line[1] == line[2] for line in request_lines)
     assert metrics(run.stderr, "http_request_duration") == []
     # record_count metrics stay at INFO: one per stream at least, and they count what was emitted.
     assert len(metrics(run.stderr, "record_count")) >= 4

@@ -1,4 +1,4 @@
-"""HTTP access to the Wootric API: OAuth tokens, retries, rate limits.
+"""HTTP access to the Wootric API: OAuth tokens, retries, and every request through the rate limiter (limiter.py).
 
 Decisions are made on the status code only; bodies are read for the API's own
 error message. Credentials travel in the POST body and the Authorization header,
@@ -17,8 +17,9 @@ import backoff
 import requests
 from singer import metrics
 
-from tap_wootric.api.apis import Api
+from tap_wootric.api.apis import CXI, V1, V2, Api
 from tap_wootric.api.clock import ApiClock, parse_http_date
+from tap_wootric.api.limiter import Limiter, Ticket
 from tap_wootric.cancel import Cancellation
 from tap_wootric.config import TapConfig
 from tap_wootric.errors import ApiError, AuthError, NetworkError, Refused, TapWootricError
@@ -109,100 +110,13 @@ def _retry_after(value: Optional[str], clock: ApiClock) -> Optional[float]:
     return None if moment is None else max(0.0, clock.until(moment))
 
 
+def _prefix(label: Optional[str]) -> str:
+    return f"{label}: " if label else ""
+
+
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
-
-
-class _Budget:
-    """What is known of one endpoint's rate-limit window."""
-
-    def __init__(self) -> None:
-        self.remaining: Optional[int] = None  # as the newest answer of this window said; None: unknown
-        self.limited: Optional[bool] = None  # False once an answer came without the headers (notes §4)
-        self.window: Optional[str] = None  # its X-Rate-Limit-Reset, which names the window
-        self.resets_at: Optional[float] = None  # when a spent window ends (this machine's epoch)
-        self.in_flight = 0
-
-
-class _Budgets:
-    """Per-endpoint rate-limit budgets (limits are per endpoint), shared by every thread.
-
-    A request may start only while the budget its endpoint last reported, less the requests already in
-    flight to it, is above zero; while nothing is known of a window (the first request, or the first after
-    a reset) one request goes alone to learn it. An endpoint that answers without the headers is not
-    limited. A spent window is slept out before the next request instead of walking into a 429; other
-    endpoints go on at once. One thread gives exactly the sequential behaviour: in flight is then
-    always 0.
-    """
-
-    def __init__(self, clock: Callable[[], float], wait: Callable[[float], None], check: Callable[[], None]):
-        self._clock = clock
-        self._wait = wait
-        self._check = check  # raises when the run is ending
-        self._lock = threading.Condition()
-        self._budgets: Dict[Tuple[str, str], _Budget] = {}
-
-    def acquire(self, key: Tuple[str, str], what: str) -> None:
-        while True:
-            with self._lock:
-                budget = self._budgets.setdefault(key, _Budget())
-                pause = 0.0
-                if budget.resets_at is not None:
-                    pause = budget.resets_at - self._clock()
-                    if pause <= 0:
-                        budget.resets_at, budget.remaining, budget.window = None, None, None
-                if budget.resets_at is None:
-                    limit = 1 if budget.remaining is None else budget.remaining
-                    if budget.limited is False or budget.in_flight < limit:
-                        budget.in_flight += 1
-                        return
-                    # The answers in flight tell how much is left: wait for one (bounded, in case of a stop).
-                    self._lock.wait(0.5)
-                    self._check()
-                    continue
-            if budget.resets_at is not None and pause > 0:
-                LOGGER.info("Rate-limit budget of %s used up; pausing %.1f s until it resets", what, pause)
-                waited_for = budget.resets_at
-                self._wait(pause)
-                with self._lock:
-                    # Slept out: the window is over, whatever a clock that did not move says.
-                    if budget.resets_at == waited_for:
-                        budget.resets_at, budget.remaining, budget.window = None, None, None
-
-    def note(self, key: Tuple[str, str], response: requests.Response,
-             spent_wait: Callable[[requests.Response], float]) -> None:
-        with self._lock:
-            self._note(self._budgets.setdefault(key, _Budget()), response, spent_wait)
-
-    def release(self, key: Tuple[str, str], response: Optional[requests.Response],
-                spent_wait: Callable[[requests.Response], float]) -> None:
-        """A request ended; `response` is its answer when that is one whose budget headers count (a 200)."""
-        with self._lock:
-            budget = self._budgets.setdefault(key, _Budget())
-            budget.in_flight = max(0, budget.in_flight - 1)
-            if response is not None:
-                self._note(budget, response, spent_wait)
-            self._lock.notify_all()
-
-    def _note(self, budget: _Budget, response: requests.Response,
-              spent_wait: Callable[[requests.Response], float]) -> None:
-        remaining_header = response.headers.get("X-Rate-Limit-Remaining")
-        if remaining_header is None:
-            budget.limited = False
-            return
-        budget.limited = True
-        try:
-            remaining = int(float(remaining_header))
-        except ValueError:
-            return
-        window = response.headers.get("X-Rate-Limit-Reset")
-        # Answers of one window can arrive out of order; the least count left is the true one.
-        if budget.remaining is not None and window == budget.window:
-            remaining = min(remaining, budget.remaining)
-        budget.remaining, budget.window = remaining, window
-        if remaining <= 0 and budget.resets_at is None:
-            budget.resets_at = self._clock() + spent_wait(response)
 
 
 class WootricClient:
@@ -230,11 +144,14 @@ class WootricClient:
         self._environment_settings: Dict[str, Dict[str, Any]] = {}
         # Held while a token is fetched: workers that find it stale wait for the one renewal.
         self._token_lock = threading.RLock()
-        self._budgets = _Budgets(clock, self._wait, self._cancellation.check)
         # `workers` is the number of requests in flight at once, whichever threads send them.
         self._slots = threading.BoundedSemaphore(max(1, config.workers))
         self._clock = clock
         self.clock = ApiClock(clock)
+        # One limiter for every thread; only when requests can overlap must an unknown world be paced as if
+        # the endpoints shared one budget.
+        self._limiter = Limiter(clock=clock, wait=self._wait, check=self._cancellation.check,
+                                spent_wait=self._rate_limit_wait, pooled=config.workers > 1)
         self._max_tries = max_tries
         self._time_scale = time_scale
         self._sleep = sleep
@@ -242,33 +159,39 @@ class WootricClient:
         self._refresh_token: Optional[str] = None
         self._token_expires_at = 0.0
 
-        retry_transient = backoff.on_exception(
-            backoff.expo,
-            RetryableError,
-            max_tries=max_tries,
-            factor=backoff_factor * time_scale,
-            max_value=60 * time_scale,
-            on_backoff=self._log_backoff,
-            logger=None,
-        )
-        wait_out_rate_limit = backoff.on_exception(
-            backoff.runtime,
-            RateLimited,
-            value=lambda exc: exc.wait_seconds,
-            max_tries=MAX_RATE_LIMIT_RETRIES,
-            jitter=None,
-            on_backoff=self._log_backoff,
-            logger=None,
-        )
+        # backoff decides whether and how often to retry; the waits are the client's own (`_wait`), since
+        # backoff sleeps with time.sleep, which nothing ends in a worker thread: it is handed waits of 0.
+        factor = backoff_factor * time_scale
+        retry_transient = self._retrying(RetryableError, max_tries, self._back_off(factor, 60 * time_scale))
+        # A 429's wait is the limiter's: it holds every request the spent budget covers, this one's retry too.
+        wait_out_rate_limit = self._retrying(RateLimited, MAX_RATE_LIMIT_RETRIES, self._back_off(0, None))
         self._get_with_retries = retry_transient(wait_out_rate_limit(self._get_once))
-        self._fetch_token_retrying = backoff.on_exception(
-            backoff.expo,
-            RetryableError,
-            max_tries=3,
-            factor=backoff_factor * time_scale * 0.5,
-            on_backoff=self._log_backoff,
-            logger=None,
-        )(wait_out_rate_limit(self._fetch_token_once))
+        # The token request is not limited: its 429 waits here.
+        self._fetch_token_retrying = self._retrying(RetryableError, 3, self._back_off(factor * 0.5, None))(
+            self._retrying(RateLimited, MAX_RATE_LIMIT_RETRIES, self._back_off(0, None, rate_limit_wait=True))(
+                self._fetch_token_once))
+
+    @staticmethod
+    def _retrying(exception: type, max_tries: int, on_backoff: Callable[[Dict[str, Any]], None]) -> Callable:
+        return backoff.on_exception(backoff.constant, exception, interval=0, jitter=None, max_tries=max_tries,
+                                    on_backoff=on_backoff, logger=None)
+
+    def _back_off(self, factor: float, max_value: Optional[float], *,
+                  rate_limit_wait: bool = False) -> Callable[[Dict[str, Any]], None]:
+        """What happens between two tries: the WARNING, then the wait (backoff.expo's, fully jittered; a
+        429's when `rate_limit_wait`; none for a 429 of a GET, which the limiter holds)."""
+
+        def handler(details: Dict[str, Any]) -> None:
+            exc = details.get("exception")
+            if isinstance(exc, RateLimited):
+                wait = exc.wait_seconds
+            else:
+                wait = backoff.full_jitter(min(factor * 2 ** (details["tries"] - 1), max_value or float("inf")))
+            self._log_backoff({**details, "wait": wait})
+            if not isinstance(exc, RateLimited) or rate_limit_wait:
+                self._wait(wait)
+
+        return handler
 
     @property
     def cancellation(self) -> Cancellation:
@@ -289,14 +212,18 @@ class WootricClient:
             self._sessions.session = session
         return session
 
-    def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
-        """Remember what an answer says of its endpoint's rate-limit budget."""
-        self._budgets.note(budget, response, self._rate_limit_wait)
+    @property
+    def limiter(self) -> Limiter:
+        return self._limiter
 
-    def _wait_for_budget(self, budget: Tuple[str, str], what: str) -> None:
-        """Sleep out the endpoint's spent window, if it is spent, without sending a request."""
-        self._budgets.acquire(budget, what)
-        self._budgets.release(budget, None, self._rate_limit_wait)
+    def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
+        """Remember what an answer says of its endpoint's rate-limit budget (`budget`: API name, path)."""
+        self._limiter.note(*budget, response)
+
+    def _wait_for_budget(self, budget: Tuple[str, str], what: str = "") -> None:
+        """Sleep out what holds a request to the endpoint, if anything does, without sending one."""
+        api = next(api for api in (V1, V2, CXI) if api.name == budget[0])
+        self._limiter.release(self._limiter.acquire(api, budget[1]), None)
 
     def _take_slot(self) -> None:
         while not self._slots.acquire(timeout=0.1):
@@ -408,9 +335,10 @@ class WootricClient:
 
     # -- requests -----------------------------------------------------------
 
-    def get(self, api: Api, path: str, params: Optional[Dict[str, Any]] = None) -> Any:
+    def get(self, api: Api, path: str, params: Optional[Dict[str, Any]] = None, label: Optional[str] = None) -> Any:
         """GET `<the API's base>/<path>` and return the decoded JSON body. Raises Refused when the API
-        refuses this account the feature, ApiError for any other failure that retries cannot mend."""
+        refuses this account the feature, ApiError for any other failure that retries cannot mend.
+        `label` (the stream's name) starts the request's log lines."""
         params = params or {}
         if api.base_url(self.config) is None:
             raise Refused(f"api_url {self.config.api_url} does not end in /v1, so the base of {api.title} cannot be "
@@ -419,7 +347,7 @@ class WootricClient:
             # Everything in here, retries and rate-limit waits included, may end with Cancelled;
             # nothing in here writes to stdout.
             with self._cancellation.interruptible():
-                return self._get_with_retries(api, path, params)
+                return self._get_with_retries(api, path, params, label)
         except RetryableError as exc:
             reason = exc.final or exc
             raise ApiError(f"{api.describe(path, params)} failed {self._max_tries} times; last: {reason}") from None
@@ -428,16 +356,16 @@ class WootricClient:
                 f"{api.describe(path, params)} was still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} waits"
             ) from None
 
-    def _get_once(self, api: Api, path: str, params: Dict[str, Any], _refused_token: Optional[str] = None) -> Any:
+    def _get_once(self, api: Api, path: str, params: Dict[str, Any], label: Optional[str] = None,
+                  _refused_token: Optional[str] = None) -> Any:
         url = f"{api.base_url(self.config)}/{path}"
-        budget = (api.name, path)
         token = self._ensure_token(stale=_refused_token)
-        self._budgets.acquire(budget, api.describe(path))
+        ticket = self._limiter.acquire(api, path, label)
         response = None
         try:
             self._take_slot()
         except BaseException:
-            self._budgets.release(budget, None, self._rate_limit_wait)
+            self._limiter.release(ticket, None)
             raise
         started = time.monotonic()
         try:
@@ -454,8 +382,7 @@ class WootricClient:
             raise RetryableError(f"{failure}", final=failure) from None
         finally:
             self._slots.release()
-            self._budgets.release(budget, response if response is not None and response.status_code == 200
-                                  else None, self._rate_limit_wait)
+            self._release(ticket, response)
 
         if threading.current_thread() is not threading.main_thread():
             # A run that is ending takes nothing more from a worker, nor a log line after its last.
@@ -463,16 +390,23 @@ class WootricClient:
         status = response.status_code
         self.clock.observe(response.headers.get("Date"))
         self._log_request_metric(path, started, status)
-        LOGGER.info("%s -> %d (%.2f s)", api.describe(path, params), status, time.monotonic() - started)
+        LOGGER.info("%s%s -> %d (%.2f s)", _prefix(label), api.describe(path, params), status,
+                    time.monotonic() - started)
         if status == 200:
             try:
                 return response.json()
             except ValueError:
                 raise RetryableError("HTTP 200 with a body that is not valid JSON") from None
         if status == 401 and _refused_token is None:
-            LOGGER.info("%s answered 401; fetching a new token and retrying once", api.describe(path))
-            return self._get_once(api, path, params, _refused_token=token)
+            LOGGER.info("%s%s answered 401; fetching a new token and retrying once", _prefix(label),
+                        api.describe(path))
+            return self._get_once(api, path, params, label, _refused_token=token)
         raise self._failure(api, path, params, response)
+
+    def _release(self, ticket: Ticket, response: Optional[requests.Response]) -> None:
+        """The request is over: the answers whose rate-limit headers count are 200s and 429s."""
+        counted = response is not None and response.status_code in (200, 429)
+        self._limiter.release(ticket, response if counted else None)
 
     def _failure(self, api: Api, path: str, params: Dict[str, Any], response: requests.Response) -> Exception:
         """What an answer other than 200 means: wait, retry, a refusal, or an error to report."""
@@ -546,7 +480,8 @@ class WootricClient:
 
     def _log_backoff(self, details: Dict[str, Any]) -> None:
         args = details.get("args") or ()
-        what = args[0].describe(args[1], args[2]) if len(args) >= 3 else "OAuth token request"
+        what = f"{_prefix(args[3] if len(args) >= 4 else None)}{args[0].describe(args[1], args[2])}" \
+            if len(args) >= 3 else "OAuth token request"
         LOGGER.warning(
             "%s: %s; retry %d in %.1f s", what, details.get("exception", "failed"), details["tries"], details["wait"]
         )

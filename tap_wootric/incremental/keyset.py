@@ -12,9 +12,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from tap_wootric.config import TapConfig
 from tap_wootric.incremental.paging import KeysetScanner, PageQuery, QueryNotHonoured
+from tap_wootric.incremental.partitions import PartitionedRead, Range, ranges_state, ranges_within
 from tap_wootric.incremental.plan import ScanPlan, plan_scan
 from tap_wootric.incremental.probe import Verdict, probe
-from tap_wootric.state import SCAN_POSITION, SCAN_SIGNPOST
+from tap_wootric.state import SCAN_PARTS, SCAN_POSITION, SCAN_SIGNPOST
 from tap_wootric.stream_run import StreamRun
 from tap_wootric.timeutil import format_epoch
 
@@ -49,6 +50,8 @@ class KeysetRead:
     relies_on_pass: bool = False
     # What runs when the API turns out not to honour what the probe proved (a read of the same kind).
     fallback: Any = None
+    # A long created range nothing else orders: read in parts by several workers (partitions.py).
+    partitioned: bool = False
 
     def run(self, engine: KeysetEngine) -> None:
         engine.run_read(self)
@@ -98,6 +101,10 @@ class KeysetEngine:
             if plan.emit_updated_since is not None else "",
         )
         keep = self._keep(plan, read)
+        ranges = self._stored_ranges(plan)
+        if read.partitioned and (self.config.workers > 1 or ranges):
+            self._scan_parts(plan, read, ranges or [(plan.start, plan.upper)], keep)
+            return
 
         def checkpoint(second: int) -> None:
             bookmark = run.bookmark
@@ -112,6 +119,38 @@ class KeysetEngine:
 
         self.keyset(read.field, read.filter_param, plan.start, plan.upper, keep, checkpoint, dict(read.extra_params))
         self.finish(plan.final_bookmark)
+
+    def _stored_ranges(self, plan: ScanPlan) -> List[Range]:
+        """The unfinished parts an interrupted partitioned scan left, within this plan."""
+        return ranges_within(self.run.bookmark.get(SCAN_PARTS), plan.start, plan.upper)
+
+    def _scan_parts(self, plan: ScanPlan, read: KeysetRead, ranges: List[Range], keep: Callable[[Row], bool]) -> None:
+        run = self.run
+
+        def progress(remaining: List[Range]) -> None:
+            # The low-water mark is the single resume point (what a sequential checkpoint would write).
+            low = remaining[0][0] if remaining else plan.upper
+            bookmark = run.bookmark
+            if read.field == self.spec.replication_key:
+                bookmark[read.field] = format_epoch(min(low, plan.final_bookmark))
+            else:
+                bookmark[SCAN_POSITION] = format_epoch(low)
+                bookmark[SCAN_SIGNPOST] = format_epoch(plan.final_bookmark)
+            bookmark[SCAN_PARTS] = ranges_state(remaining, plan.upper)
+            run.save_state()
+
+        self.read_ranges(read.field, read.filter_param, ranges, keep, progress, dict(read.extra_params))
+        self.finish(plan.final_bookmark)
+
+    def read_ranges(self, field: str, filter_param: str, ranges: List[Range], keep: Callable[[Row], bool],
+                    progress: Callable[[List[Range]], None], extra_params: Optional[Dict[str, Any]] = None,
+                    stop_after_rows: Optional[int] = None) -> bool:
+        """Keyset-scan `field` over the ranges in parts, with the run's workers (partitions.py); returns
+        whether every range was read to its end."""
+        parts = PartitionedRead(self.run, ranges, lambda: self._scanner(field, filter_param, extra_params),
+                                lambda row: self.run.second_of(row, field), keep, progress,
+                                workers=self.config.workers, stop_after_rows=stop_after_rows)
+        return parts.run_all()
 
     def _keep(self, plan: ScanPlan, read: KeysetRead) -> Callable[[Row], bool]:
         spec, second_of = self.spec, self.run.second_of
@@ -201,5 +240,6 @@ class KeysetEngine:
         bookmark = self.run.bookmark
         bookmark.pop(SCAN_POSITION, None)
         bookmark.pop(SCAN_SIGNPOST, None)
+        bookmark.pop(SCAN_PARTS, None)
         bookmark[self.spec.replication_key] = format_epoch(final_bookmark)
         self.run.save_state()

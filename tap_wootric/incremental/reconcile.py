@@ -25,8 +25,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
+from tap_wootric.incremental.partitions import Range, ranges_state, ranges_within
+from tap_wootric.state import PARTS
 from tap_wootric.state import RECONCILE as STATE_KEY
 from tap_wootric.stream_run import StreamRun, new_version
 from tap_wootric.timeutil import format_epoch, parse_bookmark
@@ -45,6 +47,8 @@ class ReconcilePass:
     read: int = 0  # rows the slices of this pass have read
     estimate: Optional[int] = None
     shortfall: Optional[str] = None
+    # A partitioned slice's unfinished ranges (partitions.ranges_state); None: everything from the cursor on.
+    parts: Optional[List[List[Optional[str]]]] = None
 
     @classmethod
     def from_state(cls, bookmark: Dict[str, Any], start: int) -> ReconcilePass:
@@ -53,12 +57,15 @@ class ReconcilePass:
         cursor = parse_bookmark(raw.get("cursor"))
         if isinstance(raw.get("version"), int) and cursor is not None:
             return cls(raw["version"], max(cursor, start), int(raw.get("runs") or 0), int(raw.get("read") or 0),
-                       raw.get("estimate"), raw.get("shortfall"))
+                       raw.get("estimate"), raw.get("shortfall"), raw.get(PARTS))
         return cls(new_version(raw.get("previous_version")), start, estimate=raw.get("estimate"))
 
     def to_state(self) -> Dict[str, Any]:
-        return {"version": self.version, "cursor": format_epoch(self.cursor), "runs": self.runs, "read": self.read,
-                "estimate": self.estimate, "shortfall": self.shortfall}
+        state = {"version": self.version, "cursor": format_epoch(self.cursor), "runs": self.runs, "read": self.read,
+                 "estimate": self.estimate, "shortfall": self.shortfall}
+        if self.parts is not None:
+            state[PARTS] = self.parts
+        return state
 
     @staticmethod
     def completed_state(version: int, rows: int) -> Dict[str, Any]:
@@ -112,8 +119,11 @@ def read_slice(engine: KeysetEngine, pass_: ReconcilePass, end: int, runs: int, 
         pass_.read = read_before + counter["read"]
         return True
 
-    completed = engine.keyset(spec.scan_field, spec.filter_param, pass_.cursor, slice_end + 1, keep, checkpoint,
-                              stop_after_rows=budget)
+    if slice_end >= end and (engine.config.workers > 1 or pass_.parts is not None):
+        completed = _read_in_parts(engine, pass_, end, keep, budget)
+    else:
+        completed = engine.keyset(spec.scan_field, spec.filter_param, pass_.cursor, slice_end + 1, keep, checkpoint,
+                                  stop_after_rows=budget)
     pass_.runs += 1
     if completed:
         pass_.cursor = slice_end + 1 if slice_end < end else end
@@ -122,6 +132,26 @@ def read_slice(engine: KeysetEngine, pass_: ReconcilePass, end: int, runs: int, 
     run.save_state()
     _report_progress(spec.name, pass_, runs, catches_old_edits)
     return False
+
+
+def _read_in_parts(engine: KeysetEngine, pass_: ReconcilePass, end: int, keep: Callable[[Dict[str, Any]], bool],
+                   budget: Optional[int]) -> bool:
+    """The slice read by the run's workers in created-range parts (partitions.py); the pass keeps the
+    unfinished ranges, and its cursor is their low-water mark."""
+    upper = end + 1
+    stored = pass_.parts
+    ranges = [(pass_.cursor, upper)] if stored is None else ranges_within(stored, pass_.cursor, upper)
+
+    def progress(remaining: List[Range]) -> None:
+        pass_.cursor = remaining[0][0] if remaining else end
+        pass_.parts = ranges_state(remaining, upper)
+        engine.run.save_state()
+
+    completed = engine.read_ranges(engine.spec.scan_field, engine.spec.filter_param, ranges, keep, progress,
+                                   stop_after_rows=budget)
+    if completed:
+        pass_.cursor, pass_.parts = end, None
+    return completed
 
 
 def _report_progress(name: str, pass_: ReconcilePass, runs: int, catches_old_edits: bool) -> None:

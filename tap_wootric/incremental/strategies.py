@@ -59,13 +59,13 @@ def choose(spec: StreamSpec, bookmark: Dict[str, Any], probe: Callable[[], Verdi
            configured_lookback: int, passes_on: bool) -> Read:
     if not spec.probes_edits:
         return KeysetRead("keyset on updated_at", f"updated[...] is documented for /{spec.path}",
-                          spec.replication_key, spec.filter_param, replication_scan=True)
+                          spec.replication_key, spec.filter_param, replication_scan=True, partitioned=True)
     if bookmark.get(spec.replication_key) is None:
         return KeysetRead("keyset on the scan field", "first sync: every row, by " + spec.scan_field,
-                          spec.scan_field, spec.filter_param)
+                          spec.scan_field, spec.filter_param, partitioned=True)
     if bookmark.get("scan_position") is not None:
         return KeysetRead("keyset on the scan field", "resuming the interrupted scan", spec.scan_field,
-                          spec.filter_param)
+                          spec.filter_param, partitioned=True)
     verdict = probe()
     days = lookback_days(spec, configured_lookback, passes_on)
     lookback = KeysetRead("lookback rescan", f"the API {verdict.filter_reason} and {verdict.sort_reason} on "

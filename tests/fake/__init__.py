@@ -38,6 +38,11 @@ Options (constructor arguments; the ones marked *attribute* can also be set on a
 - ``send_date`` (*attribute*, default True): False sends no ``Date`` header at all.
 - ``rate_limit`` / ``window_seconds`` (*attributes*): a budget of GETs per path per window of the API's
   clock, with ``X-Rate-Limit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds) headers; 429 beyond it.
+  Windows are fixed, aligned to multiples of ``window_seconds``, and a 429 spends nothing.
+- ``rate_limit_shared`` (*attribute*, default False): True counts one budget of ``rate_limit`` per window
+  across every ``/v1/`` path together (``/oauth/token`` is never limited), and every answer of a v1 path
+  reports that shared ``Remaining``: Wootric's "per minute per account" read as one account budget. The v2
+  and CXI paths keep a budget per path either way (they are other APIs, the CXI one on another host).
 - ``latency`` (*attribute*): seconds every API GET waits before it is answered.
 - ``ignore_updated_sort`` (*attribute*): streams whose ``sort_key=updated_at`` is silently ignored.
 - ``indexed`` (*attribute*): serve time ranges from sorted indexes (False: the reference path).

@@ -1,5 +1,5 @@
 """What the fake does instead of a plain answer: actions before a request, injected statuses and transport
-faults, chaos, per-path rate-limit budgets, 429s with an HTTP-date ``Retry-After``, and refusals of a route
+faults, chaos, per-path (or shared) rate-limit budgets, 429s with an HTTP-date ``Retry-After``, and refusals of a route
 or a whole API (an account without the feature)."""
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Faults:
     def _init_faults(self) -> None:
         # Per-path budget of GETs per window (None: unlimited, no X-Rate-Limit-* headers).
         self.rate_limit: int | None = None
+        # True: one budget of rate_limit per window for every v1 path together (v2 and CXI keep theirs).
+        self.rate_limit_shared: bool = False
         self.window_seconds: float = 60
         # Seconds every API GET takes before it is answered (a slow API).
         self.latency: float = 0.0
@@ -152,17 +154,18 @@ class Faults:
 
     def _spend_rate_budget(self, path: str, now: float) -> tuple[bool, dict[str, str]]:
         """Fixed windows of the API's clock (epoch ``now``) aligned to multiples of window_seconds, one budget
-        per path (notes §4)."""
+        per path (notes §4), or with rate_limit_shared one for every v1 path (the docs' "per account")."""
         if self.rate_limit is None:
             return True, {}
+        budget = "/v1/" if self.rate_limit_shared and path.startswith("/v1/") else path
         window = math.floor(now / self.window_seconds)
-        current, used = self._rate_windows.get(path, (window, 0))
+        current, used = self._rate_windows.get(budget, (window, 0))
         if current != window:
             used = 0
         allowed = used < self.rate_limit
         if allowed:
             used += 1
-        self._rate_windows[path] = (window, used)
+        self._rate_windows[budget] = (window, used)
         return allowed, {
             "X-Rate-Limit-Limit": str(self.rate_limit),
             "X-Rate-Limit-Remaining": str(max(0, self.rate_limit - used)),

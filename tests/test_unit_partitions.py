@@ -1,0 +1,174 @@
+"""Created-range partitions (incremental/partitions.py) against the in-memory model API: every row read,
+every progress report a safe resume point, splits only where they pay, a budget that stops and resumes."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Dict, List, Optional, Set
+
+import pytest
+from model_api import ModelApi, burst, spread
+
+from tap_wootric.cancel import Cancellation
+from tap_wootric.incremental.paging import KeysetScanner
+from tap_wootric.incremental.partitions import SPLIT_MIN_PAGES, PartitionedRead, ranges_state, ranges_within
+
+START, END = 1_600_000_000, 1_600_000_000 + 2 * 365 * 86400
+
+
+class FakeRun:
+    """The parts of StreamRun a partitioned read uses: emit, the skipped count, the client's cancellation."""
+
+    def __init__(self) -> None:
+        self.name = "responses"
+        self.emitted: List[Any] = []
+        self.skipped = 0
+        self.client = type("Client", (), {"cancellation": Cancellation()})()
+
+    def emit(self, rows: List[Dict[str, Any]]) -> int:
+        self.emitted.extend(row["id"] for row in rows)
+        return len(rows)
+
+
+class SlowModel(ModelApi):
+    """The model API with a little latency, so that several threads really overlap."""
+
+    def __init__(self, rows, latency: float = 0.0, **kwargs):
+        super().__init__(rows, **kwargs)
+        self.latency = latency
+        self._lock = threading.Lock()
+
+    def fetch(self, query):
+        if self.latency:
+            time.sleep(self.latency)
+        with self._lock:
+            return super().fetch(query)
+
+
+def read(model: ModelApi, ranges, *, workers: int, budget: Optional[int] = None, check_progress: bool = True):
+    run = FakeRun()
+    reports: List[List] = []
+
+    def progress(remaining):
+        reports.append(list(remaining))
+        if check_progress:
+            # The resume point's promise: every row outside the unfinished ranges is emitted already.
+            outside = {row_id for row_id, t in model.rows.items()
+                       if any(start <= int(t) < end for start, end in ranges)
+                       and not any(start <= int(t) < end for start, end in remaining)}
+            missing = outside - set(run.emitted)
+            assert not missing, f"a progress report covers {len(missing)} rows not emitted"
+
+    def scanner():
+        return KeysetScanner(model.fetch, lambda row: int(row["t"]), stream="responses",
+                             logger=__import__("logging").getLogger("test"))
+
+    parts = PartitionedRead(run, list(ranges), scanner, lambda row: int(row["t"]), lambda row: True, progress,
+                            workers=workers, stop_after_rows=budget)
+    completed = parts.run_all()
+    return run, parts, completed, reports
+
+
+def within(model: ModelApi, start: int, end: int) -> Set[Any]:
+    return {row_id for row_id, t in model.rows.items() if start <= int(t) < end}
+
+
+DISTRIBUTIONS = {
+    "uniform": lambda: spread(5000, START, END, seed=3),
+    "recent": lambda: spread(5000, END - 30 * 86400, END, seed=4),  # an account that began last month
+    "old": lambda: {**spread(4500, START, START + 86400, seed=5), **spread(500, START, END, seed=6, first_id=10**6)},
+    "bursts": lambda: {**spread(2000, START, END, seed=7), **burst(1200, START + 86400 * 100, 10**6),
+                       **burst(200, END - 86400, 2 * 10**6)},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(DISTRIBUTIONS))
+@pytest.mark.parametrize("workers", [1, 4])
+def test_every_row_once_or_more_and_progress_is_a_resume_point(shape, workers):
+    model = SlowModel(DISTRIBUTIONS[shape](), latency=0.001)
+    run, parts, completed, reports = read(model, [(START, END + 1)], workers=workers)
+    assert completed and reports[-1] == []
+    assert set(run.emitted) == within(model, START, END + 1)
+    if workers == 1:
+        assert len(parts.parts) == 1 and parts.splits == 0
+    # Requests do not rise: each split may cost one page (two short ones where there was one) over the
+    # sequential scan of the same rows.
+    sequential = SlowModel(DISTRIBUTIONS[shape]())
+    read(sequential, [(START, END + 1)], workers=1, check_progress=False)
+    assert len(model.calls) <= len(sequential.calls) + parts.splits
+
+
+def test_several_workers_split_a_long_range_into_balanced_parts():
+    model = SlowModel(spread(5000, START, END, seed=8), latency=0.002)
+    run, parts, completed, _ = read(model, [(START, END + 1)], workers=4)
+    assert completed
+    assert parts.splits >= 3
+    sizes = sorted(part.rows for part in parts.parts)
+    # The largest part holds well under half the rows: the parts really shared the work.
+    assert sizes[-1] < 0.45 * len(model.rows)
+    assert len(model.calls) <= math.ceil(1.03 * 100) + 3
+
+
+def test_a_short_range_is_never_split():
+    model = SlowModel(spread(SPLIT_MIN_PAGES * 50 - 100, START, END, seed=9), latency=0.002)
+    run, parts, completed, _ = read(model, [(START, END + 1)], workers=4)
+    assert completed and parts.splits == 0
+    sequential = SlowModel(model.rows)
+    read(sequential, [(START, END + 1)], workers=1)
+    assert len(model.calls) == len(sequential.calls)
+
+
+def test_a_budget_stops_the_read_and_the_remaining_ranges_finish_it():
+    model = SlowModel(spread(3000, START, END, seed=10), latency=0.001)
+    run, parts, completed, reports = read(model, [(START, END + 1)], workers=4, budget=1000)
+    assert not completed
+    remaining = reports[-1]
+    assert remaining and 1000 <= len(set(run.emitted)) < 3000
+    # The state round trip, then the rest in a later run, sequentially: nothing is missing.
+    stored = ranges_state(remaining, END + 1)
+    assert stored[-1][1] is None or ranges_within(stored, START, END + 1) == remaining
+    later, _, done, _ = read(model, ranges_within(stored, START, END + 1), workers=1)
+    assert done
+    assert set(run.emitted) | set(later.emitted) == within(model, START, END + 1)
+    # The later run read only what was unfinished, not the whole range again.
+    assert len(set(later.emitted)) < 3000 - 900
+
+
+def test_rows_created_while_the_parts_run_are_read():
+    added = {"n": 0}
+
+    def arrive(model):
+        added["n"] += 1
+        if added["n"] % 7 == 0:
+            model.rows[10**7 + added["n"]] = END - 5 + 0.5  # a new row, near the range's end
+
+    model = SlowModel(spread(4000, START, END - 60, seed=11), latency=0.001, before_request=arrive)
+    run, parts, completed, _ = read(model, [(START, END + 1)], workers=4, check_progress=False)
+    assert completed
+    before_last_request = {row_id for row_id in model.rows if row_id < 10**7}
+    assert before_last_request <= set(run.emitted)
+
+
+def test_a_failing_part_stops_the_read_with_its_error():
+    calls = {"n": 0}
+
+    def fail(model):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise RuntimeError("boom")
+
+    model = SlowModel(spread(5000, START, END, seed=12), latency=0.001, before_request=fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        read(model, [(START, END + 1)], workers=4)
+
+
+def test_ranges_state_round_trip():
+    ranges = [(START, START + 100), (START + 500, END + 1)]
+    stored = ranges_state(ranges, END + 1)
+    assert stored[-1][1] is None
+    assert ranges_within(stored, START, END + 1) == ranges
+    # A later run's end lies further on: the open range reaches it.
+    assert ranges_within(stored, START, END + 1000)[-1] == (START + 500, END + 1000)
+    assert ranges_within(stored, START + 200, END + 1) == [(START + 500, END + 1)]
