@@ -170,9 +170,9 @@ def test_401_after_token_expiry_gets_one_new_token_and_a_retry(fake, tap):
 @pytest.mark.slow
 def test_sync_longer_than_the_token_life_refreshes_before_expiry(fake, tap):
     fake.token_ttl = 5
-    # Long enough that the streams, read at once, take longer than the token lives (18 pages of 0.4 s).
-    fake.latency = 0.4
-    seed(fake, (900, 900, 450))
+    fake.latency = 0.12  # well inside the tap's refresh margin (a tenth of the token's life)
+    # Enough pages that the streams, read at once by the workers, take longer than the token lives.
+    seed(fake, (4000, 4000, 2000))
     started = time.time()
     run = tap.run(fake.config())
     assert run.returncode == 0, run.stderr
@@ -186,9 +186,9 @@ def test_sync_longer_than_the_token_life_refreshes_before_expiry(fake, tap):
 @pytest.mark.slow
 def test_password_grant_token_is_refreshed_with_the_refresh_token(fake, tap):
     fake.token_ttl = 2
-    # Long enough that the streams, read at once, take longer than the token lives (12 pages of 0.3 s).
-    fake.latency = 0.3
-    seed(fake, (600, 600, 0))
+    fake.latency = 0.1
+    # Enough pages that the streams, read at once by the workers, take longer than the token lives.
+    seed(fake, (3000, 3000, 0))
     config = fake.config(username=fake.username, password=fake.password)
     del config["client_id"], config["client_secret"]
     run = tap.run(config)

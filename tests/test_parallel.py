@@ -13,6 +13,7 @@ import signal
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Set, Tuple
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import STREAMS, TapRun, fill, log_lines, parse_messages, select
@@ -32,7 +33,8 @@ def world(make_fake):
     """A fake whose core rows and day rows cover the last DAYS days, and a config from its first day."""
     fake = make_fake(seed=21)
     now = datetime.now(timezone.utc)
-    first = (now - timedelta(days=DAYS)).date()
+    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
+    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=DAYS)
     start = fake.day_bounds(first)[0]
     fill(fake, (400, 700, 200), start + timedelta(hours=1), now - timedelta(hours=2))
     return fake, fake.config(start_date=midnight(fake, first), workers=WORKERS)
@@ -247,7 +249,8 @@ def test_one_worker_reads_the_streams_one_after_another_exactly_as_each_alone(ma
     which no interleaving can pass."""
     fake = make_fake(seed=23)
     now = datetime.now(timezone.utc)
-    first = (now - timedelta(days=6)).date()
+    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
+    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=6)
     fill(fake, (120, 160, 60), fake.day_bounds(first)[0] + timedelta(hours=1), now - timedelta(hours=2))
     config = fake.config(start_date=midnight(fake, first), workers=1)
     order = (*STREAMS, DAY_STREAM)
