@@ -91,13 +91,12 @@ SETTINGS: Tuple[Setting, ...] = (
     # day stream per run.
     Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
             "for late answers and exclusions.", default=7, minimum=0),
-    # 1 until the limiter learns whether an account's endpoints share one budget (design §9): the client
-    # paces each endpoint's own budget, which streams read at once never share, but an account whose
-    # endpoints draw on one budget would meet 429s (waited out, not avoided) with several workers. 4 reads
-    # the three core streams and a day stream at once, where a sync spends its time.
+    # 4: the three core streams and a day stream (or a day stream's days) at once, where a sync spends its
+    # time. The client paces each budget with the requests in flight counted, whichever worker sends them.
     Setting("workers", "integer", "Requests in flight at once: streams, and the days of a day stream, are "
-            "read in parallel by this many workers; 1 reads one request after another; 4 suits most accounts.",
-            default=1, minimum=1),
+            "read in parallel by this many workers, and one writer sends every message in order. The default, 4, "
+            "reads the three core streams and a day stream at once; rate budgets are paced across workers. 1 "
+            "reads one request after another.", default=4, minimum=1),
 )
 
 SETTING: Dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

@@ -1,4 +1,5 @@
-"""Crashes: the tap is killed or hits a fatal error, then a rerun from its last STATE loses nothing.
+"""Crashes of the sequential read (workers: 1): the tap is killed or hits a fatal error, then a rerun from
+its last STATE loses nothing.
 
 What a target keeps of a killed run is what came before the last STATE it saw, so only those
 records count for the first run; the rerun must supply everything else.
@@ -21,6 +22,13 @@ pytestmark = pytest.mark.slow  # Dozens of killed and resumed syncs.
 DATA_END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DATA_START = DATA_END - timedelta(days=3 * 365)
 BURST_SECOND = DATA_END - timedelta(days=200)
+
+
+def sequential(fake: FakeWootric) -> dict:
+    """The config of every run here: workers: 1, one request after another. The kill points are request
+    numbers of one stream or STATE lines of one stream, and the plan of request numbers per stream holds
+    only when the streams are read in order (test_crash_resume_parallel.py kills the default, 4 workers)."""
+    return fake.config(workers=1)
 
 
 def build_fake(fake: FakeWootric) -> FakeWootric:
@@ -53,7 +61,7 @@ def ids_by_stream(records_messages):
 def request_plan(tmp_path_factory):
     """Which API request numbers belong to each stream in an undisturbed sync."""
     with FakeWootric(seed=29) as fake:
-        run = TapRunner(tmp_path_factory.mktemp("plan")).run(build_fake(fake).config())
+        run = TapRunner(tmp_path_factory.mktemp("plan")).run(sequential(build_fake(fake)))
     assert run.returncode == 0, run.stderr
     numbers = {stream: [] for stream in STREAMS}
     api = [r for r in fake.requests if r["path"].startswith("/v1/")]
@@ -87,7 +95,7 @@ def sigkill(proc):
 
 def run_killed_after_state(tap, fake, stream, where):
     """Start a sync and SIGKILL it as soon as it has printed the chosen STATE line."""
-    proc = tap.start(fake.config())
+    proc = tap.start(sequential(fake))
     lines = []
     seen_stream_states = 0
     killed = False
@@ -116,7 +124,7 @@ def run_killed_after_state(tap, fake, stream, where):
 def run_killed_at_request(tap, fake, number):
     holder = {}
     fake.on_request(number, lambda server: sigkill(holder["proc"]))
-    holder["proc"] = tap.start(fake.config())
+    holder["proc"] = tap.start(sequential(fake))
     first = tap.finish(holder["proc"])
     return first.returncode, first.messages
 
@@ -130,7 +138,7 @@ def test_sigkill_then_resume_loses_nothing(tap, crash_fake, request_plan, stream
         returncode, messages = run_killed_after_state(tap, fake, stream, where)
     assert returncode == -signal.SIGKILL
     kept, state = kept_by_target(messages)
-    resumed = tap.run(fake.config(), state=state)
+    resumed = tap.run(sequential(fake), state=state)
     assert resumed.returncode == 0, resumed.stderr
     emitted = ids_by_stream(kept)
     for name, found in ids_by_stream(m for m in resumed.messages if m["type"] == "RECORD").items():
@@ -149,13 +157,13 @@ def test_fatal_api_error_then_resume_loses_nothing(tap, crash_fake, request_plan
     fake = crash_fake
     number = pick(request_plan[stream], "middle")
     fake.fail(number, 404)
-    first = tap.run(fake.config())
+    first = tap.run(sequential(fake))
     assert first.returncode == 1
     last = first.stderr.strip().splitlines()[-1]
     assert last.startswith(f"CRITICAL GET /{stream} page=") and "HTTP 404" in last
     assert "Traceback" not in first.stderr
     kept, state = kept_by_target(first.messages)
-    resumed = tap.run(fake.config(), state=state)
+    resumed = tap.run(sequential(fake), state=state)
     assert resumed.returncode == 0, resumed.stderr
     emitted = ids_by_stream(kept + resumed.record_messages("end_users") + resumed.record_messages("responses")
                             + resumed.record_messages("declines"))
@@ -167,7 +175,7 @@ def test_kill_during_an_incremental_run_keeps_every_edit(tap, crash_fake):
     fake = crash_fake
     fake.ignore_updated_sort = {"responses"}  # the lookback world: nothing but created order on /responses
     recent = fake.generate("responses", 60, NOW - timedelta(days=25), NOW - timedelta(hours=1))
-    first = tap.run(fake.config())
+    first = tap.run(sequential(fake))
     assert first.returncode == 0, first.stderr
     edited = {"end_users": [r["id"] for r in fake.records("end_users")[::9]],
               "responses": recent[::12]}
@@ -182,12 +190,12 @@ def test_kill_during_an_incremental_run_keeps_every_edit(tap, crash_fake):
     # Die in the middle of the responses rescan: end_users and its pass slice, the two probes, a page,
     # then this.
     fake.on_request(count_before + 6, lambda server: sigkill(holder["proc"]))
-    holder["proc"] = tap.start(fake.config(), state=first.final_state)
+    holder["proc"] = tap.start(sequential(fake), state=first.final_state)
     second = tap.finish(holder["proc"])
     assert second.returncode == -signal.SIGKILL
     kept, state = kept_by_target(second.messages)
     assert "scan_position" in state["bookmarks"]["responses"], "the kill was meant to land mid-rescan"
-    third = tap.run(fake.config(), state=state)
+    third = tap.run(sequential(fake), state=state)
     assert third.returncode == 0, third.stderr
 
     latest = {}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from helpers import STREAMS, seed
+from helpers import STREAMS, seed, select
+
+WORKERS = 4  # the default
 
 
 def records_match_source(run, fake, streams=STREAMS):
@@ -22,11 +24,19 @@ def retry_warnings(run):
     return run.log("WARNING", containing="; retry ")
 
 
-def gap_after(fake, status):
-    """Seconds between the first API answer with `status` and the request after it."""
+def answered(fake, status):
+    """The first API answer with `status`, and the requests to the same endpoint after it. Other streams'
+    workers go on meanwhile, so only the same path shows the wait."""
     requests = api_requests(fake)
     index = next(i for i, r in enumerate(requests) if r["status"] == status)
-    return requests[index + 1]["time"] - requests[index]["time"]
+    return requests[index], [r for r in requests[index + 1:] if r["path"] == requests[index]["path"]]
+
+
+def gap_after(fake, status):
+    """Seconds between the first API answer with `status` and the next request to that endpoint (its retry)."""
+    first, after = answered(fake, status)
+    assert after[0]["params"] == first["params"], "the next request to that endpoint is not the retry"
+    return after[0]["time"] - first["time"]
 
 
 def test_429_with_retry_after_waits_that_long(fake, tap):
@@ -52,8 +62,9 @@ def test_429_with_rate_limit_reset_waits_until_the_reset_second(fake, tap):
     run = tap.run(fake.config())
     assert run.returncode == 0, run.stderr
     records_match_source(run, fake)
-    retried = next(r for r in api_requests(fake)[3:] if r["status"] == 200)
-    assert retried["time"] >= reset_at["epoch"]
+    limited, after = answered(fake, 429)
+    assert after[0]["params"] == limited["params"] and after[0]["status"] == 200
+    assert after[0]["time"] >= reset_at["epoch"]
 
 
 @pytest.mark.parametrize("headers", [
@@ -126,7 +137,9 @@ def test_server_errors_that_never_end_fail_the_run_naming_the_request(fake, tap)
     seed(fake, (60, 60, 60))
     for n in range(2, 12):
         fake.fail(n, 503)
-    run = tap.run(fake.config())
+    # One stream, so that the numbered failures all hit its requests: with the others read at once, they
+    # would be shared out among the streams and no request would fail 6 times.
+    run = tap.run(fake.config(), catalog=select(tap.discover(fake.config()), {"end_users": None}))
     assert run.returncode == 1
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("CRITICAL GET /end_users page=")
@@ -141,19 +154,25 @@ def test_401_after_token_expiry_gets_one_new_token_and_a_retry(fake, tap):
     run = tap.run(fake.config())
     assert run.returncode == 0, run.stderr
     records_match_source(run, fake)
+    # Each worker with a request in flight when the token expired may get a 401; one new token serves
+    # them all, and each refused request is sent again, after it.
     unauthorised = [i for i, r in enumerate(fake.requests) if r["status"] == 401]
-    assert len(unauthorised) == 1
-    after = fake.requests[unauthorised[0] + 1:unauthorised[0] + 3]
-    assert [r["path"] for r in after] == ["/oauth/token", fake.requests[unauthorised[0]]["path"]]
-    assert after[1]["params"] == fake.requests[unauthorised[0]]["params"]
-    assert len(fake.tokens_issued) == 2
+    assert 1 <= len(unauthorised) <= WORKERS
+    renewals = [i for i, r in enumerate(fake.requests) if r["path"] == "/oauth/token" and i > unauthorised[0]]
+    assert len(renewals) == 1 and len(fake.tokens_issued) == 2
+    for index in unauthorised:
+        refused = fake.requests[index]
+        retry = next(i for i, r in enumerate(fake.requests) if i > index and r["path"] == refused["path"])
+        assert fake.requests[retry]["params"] == refused["params"] and fake.requests[retry]["status"] == 200
+        assert retry > renewals[0]
 
 
 @pytest.mark.slow
 def test_sync_longer_than_the_token_life_refreshes_before_expiry(fake, tap):
     fake.token_ttl = 5
-    fake.latency = 0.12
-    seed(fake, (900, 900, 450))
+    fake.latency = 0.12  # well inside the tap's refresh margin (a tenth of the token's life)
+    # Enough pages that the streams, read at once by the workers, take longer than the token lives.
+    seed(fake, (4000, 4000, 2000))
     started = time.time()
     run = tap.run(fake.config())
     assert run.returncode == 0, run.stderr
@@ -168,7 +187,8 @@ def test_sync_longer_than_the_token_life_refreshes_before_expiry(fake, tap):
 def test_password_grant_token_is_refreshed_with_the_refresh_token(fake, tap):
     fake.token_ttl = 2
     fake.latency = 0.1
-    seed(fake, (600, 600, 0))
+    # Enough pages that the streams, read at once by the workers, take longer than the token lives.
+    seed(fake, (3000, 3000, 0))
     config = fake.config(username=fake.username, password=fake.password)
     del config["client_id"], config["client_secret"]
     run = tap.run(config)

@@ -1,16 +1,19 @@
 """Parallel reads (`workers`), through the real CLI against a fake with latency: faster than one worker,
 the same records and the same final state; a kill, a SIGTERM or a fatal error with several workers loses
-nothing and ends as a sequential run would; a rate budget is never overrun. Every test but the first two
-runs with WORKERS; the default (1) is the sequential read the rest of the suite tests."""
+nothing and ends as a sequential run would; a rate budget is never overrun; `workers: 1` is the sequential
+read, one request after another. WORKERS is the default, which most of the suite runs with;
+test_crash_resume_parallel.py kills and stops it at many more points."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Set, Tuple
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import STREAMS, TapRun, fill, log_lines, parse_messages, select
@@ -30,7 +33,8 @@ def world(make_fake):
     """A fake whose core rows and day rows cover the last DAYS days, and a config from its first day."""
     fake = make_fake(seed=21)
     now = datetime.now(timezone.utc)
-    first = (now - timedelta(days=DAYS)).date()
+    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
+    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=DAYS)
     start = fake.day_bounds(first)[0]
     fill(fake, (400, 700, 200), start + timedelta(hours=1), now - timedelta(hours=2))
     return fake, fake.config(start_date=midnight(fake, first), workers=WORKERS)
@@ -107,17 +111,17 @@ def test_several_workers_read_faster_and_emit_the_same_records_and_state(world, 
         assert len(log_lines(parallel.stderr, "INFO", f"{stream}: done:")) == 1, stream
 
 
-def test_workers_bound_the_requests_in_flight_and_the_default_is_one(world, tap):
+def test_workers_bound_the_requests_in_flight_and_the_default_is_four(world, tap):
     fake, config = world
     cat = catalog(tap, fake)
     fake.latency = 0.02
-    run = tap.run(config, catalog=cat)
+    default = {key: value for key, value in config.items() if key != "workers"}
+    run = tap.run(default, catalog=cat)
     assert run.returncode == 0, run.stderr
     assert "Reading with 4 workers" in run.stderr
     assert 1 < in_flight_at_once(fake.requests) <= WORKERS
     fake.clear_log()
-    default = {key: value for key, value in config.items() if key != "workers"}
-    one = tap.run(default, catalog=cat)
+    one = tap.run({**config, "workers": 1}, catalog=cat)
     assert one.returncode == 0, one.stderr
     assert in_flight_at_once(fake.requests) == 1 and "workers" not in one.stderr
 
@@ -222,3 +226,51 @@ def test_rate_budgets_provoke_no_429_with_several_workers(world, tap):
     assert [r for r in fake.requests if r["status"] == 429] == []
     assert "pausing" in run.stderr
     assert len(run.records(DAY_STREAM)) == DAYS + 1 and len(run.records("email_stats")) == DAYS + 1
+
+
+def normalised_requests(fake, since: float) -> List[str]:
+    """The API requests a run sent, in order, as path and parameters, with the times that follow the clock
+    (the signpost, the probe's hour ahead: different in every run) replaced by a mark."""
+    lines = []
+    for request in fake.requests:
+        if request["path"] == "/oauth/token":
+            continue
+        params = {key: ("<now>" if value.isdigit() and abs(int(value) - since) < 7200 else value)
+                  for key, value in request["params"].items()}
+        lines.append(f"{request['path']} {json.dumps(params, sort_keys=True)}")
+    return lines
+
+
+@pytest.mark.slow
+def test_one_worker_reads_the_streams_one_after_another_exactly_as_each_alone(make_fake, tap):
+    """workers: 1 is the sequential read it always was: one request at a time, stream after stream in the
+    catalog's order, each stream sending the very requests it sends when it is synced alone, and the
+    records in the same order; no 'Reading with' line. The reference is each stream synced by itself,
+    which no interleaving can pass."""
+    fake = make_fake(seed=23)
+    now = datetime.now(timezone.utc)
+    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
+    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=6)
+    fill(fake, (120, 160, 60), fake.day_bounds(first)[0] + timedelta(hours=1), now - timedelta(hours=2))
+    config = fake.config(start_date=midnight(fake, first), workers=1)
+    order = (*STREAMS, DAY_STREAM)
+    fake.latency = 0.02  # what in_flight_at_once assumes
+    discovered = tap.discover(fake.config())
+    alone_requests: List[str] = []
+    alone_records: List[Tuple[str, Any]] = []
+    for stream in order:
+        fake.clear_log()
+        run = tap.run(config, catalog=select(copy.deepcopy(discovered), {stream: None}))
+        assert run.returncode == 0, run.stderr
+        alone_requests += normalised_requests(fake, time.time())
+        alone_records += [(m["stream"], m["record"]) for m in run.messages if m["type"] == "RECORD"]
+    fake.clear_log()
+    together = tap.run(config, catalog=select(discovered, {name: None for name in order}))
+    assert together.returncode == 0, together.stderr
+    assert in_flight_at_once(fake.requests) == 1
+    assert normalised_requests(fake, time.time()) == alone_requests
+    assert [(m["stream"], m["record"]) for m in together.messages if m["type"] == "RECORD"] == alone_records
+    assert "Reading with" not in together.stderr
+    # currently_syncing names each stream in turn, in the catalog's order.
+    named = [s["currently_syncing"] for s in together.states()]
+    assert [name for i, name in enumerate(named) if name and name != named[i - 1]] == list(order)

@@ -11,6 +11,7 @@ import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import STREAMS, fill, log_lines, select
@@ -26,7 +27,8 @@ WINDOW = 1.0  # seconds; the fake's X-Rate-Limit-Reset is a whole second, so win
 def world(make_fake):
     fake = make_fake(seed=33)
     now = datetime.now(timezone.utc)
-    first = (now - timedelta(days=DAYS)).date()
+    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
+    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=DAYS)
     start = fake.day_bounds(first)[0]
     # responses and the day stream each need about as many windows, so both bind at once.
     fill(fake, (400, 2000, 200), start + timedelta(hours=1), now - timedelta(hours=2))
