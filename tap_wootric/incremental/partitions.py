@@ -58,6 +58,23 @@ class Part:
     running: bool = False
     done: bool = False
 
+    def saw(self, seconds: List[int]) -> None:
+        """The seconds of a page's rows: they bound what the part has been handed."""
+        if seconds:
+            low, high = min(seconds), max(seconds)
+            self.frontier = high if self.frontier is None else max(self.frontier, high)
+            self.first = low if self.first is None else min(self.first, low)
+
+    def advance(self, checkpoint: Optional[int]) -> None:
+        """Every row below `checkpoint` has been emitted (None: the scan reached its end)."""
+        self.done = checkpoint is None or checkpoint >= self.end
+        if self.done:
+            self.running = False
+            self.position = self.end
+        else:
+            assert checkpoint is not None
+            self.position = max(self.position, checkpoint)
+
     def rows_ahead(self) -> Optional[float]:
         if self.rows and self.frontier is not None and self.first is not None:
             self.density = self.rows / max(1, self.frontier - self.first + 1)
@@ -221,34 +238,30 @@ class PartitionedRead:
     def _page(self, part: Part, records: List[Row], checkpoint: Optional[int]) -> bool:
         """One page of a part, under the lock: emit, move its position, report the ranges. Returns
         whether the part (or the read) is over."""
-        run, end = self.run, part.end
         seconds = [self._second_of(row) for row in records]
-        if seconds:
-            part.frontier = max(seconds) if part.frontier is None else max(part.frontier, max(seconds))
-            part.first = min(seconds) if part.first is None else min(part.first, min(seconds))
-        rows = [(row, second) for row, second in zip(records, seconds) if second < end]
-        room = self._budget - self.read
-        if len(rows) > room:
-            # The budget ends inside this page: rows come in scan order, so the first row left unread is
-            # where this part resumes (its second is read again, as at every resume point).
-            taken = max(0, int(room))
-            checkpoint, rows = rows[taken][1], rows[:taken]
+        part.saw(seconds)
+        rows = [(row, second) for row, second in zip(records, seconds) if second < part.end]
+        rows, checkpoint = self._within_budget(rows, checkpoint)
         kept = [row for row, _ in rows if self._keep(row)]
-        run.skipped += len(rows) - len(kept)
-        run.emit(kept)
+        self.run.skipped += len(rows) - len(kept)
+        self.run.emit(kept)
         part.rows += len(rows)
         self.read += len(rows)
-        part.done = checkpoint is None or checkpoint >= end
-        if part.done:
-            part.running = False
-            part.position = end
-        else:
-            assert checkpoint is not None
-            part.position = max(part.position, checkpoint)
+        part.advance(checkpoint)
         self._progress(self.remaining())
-        if self.read >= self._budget:
-            self._halted = True
+        self._halted = self._halted or self.read >= self._budget
         if part.done or self._halted:
             self._lock.notify_all()
             return True
         return False
+
+    def _within_budget(self, rows: List[Tuple[Row, int]],
+                       checkpoint: Optional[int]) -> Tuple[List[Tuple[Row, int]], Optional[int]]:
+        """The rows of a page the budget has room for, and where the part resumes. When the budget ends
+        inside the page, rows come in scan order, so the first row left unread is where this part resumes
+        (its second is read again, as at every resume point)."""
+        room = self._budget - self.read
+        if len(rows) <= room:
+            return rows, checkpoint
+        taken = max(0, int(room))
+        return rows[:taken], rows[taken][1]
