@@ -383,7 +383,6 @@ class WootricClient:
     def _get_once(self, api: Api, path: str, params: Dict[str, Any], label: Optional[str] = None,
                   _refused_token: Optional[str] = None) -> Any:
         url = f"{api.base_url(self.config)}/{path}"
-        token = self._ensure_token(stale=_refused_token)
         ticket = self._limiter.acquire(api, path, label)
         response = None
         try:
@@ -393,6 +392,9 @@ class WootricClient:
             raise
         started = time.monotonic()
         try:
+            # The token is taken last, after every wait for the budget and a free slot: a token taken
+            # before them may expire while this request waits behind others.
+            token = self._ensure_token(stale=_refused_token)
             response = self.session.get(
                 url,
                 params=params,
