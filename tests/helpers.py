@@ -11,9 +11,10 @@ import subprocess
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from zoneinfo import ZoneInfo
 
 import jsonschema
 from fake import FakeWootric
@@ -232,6 +233,16 @@ def fill(fake: FakeWootric, counts: Sequence[int], start: datetime, end: datetim
         if stream == "responses" and burst is not None:
             fake.add_burst("responses", burst[0], burst[1])
     return fake
+
+
+def recent_days(fake: FakeWootric, days: int, counts: Sequence[int]) -> Tuple[date, str]:
+    """Core rows over the account's last `days` days (from an hour after its first midnight to two hours
+    ago): that first day, and its midnight as a start_date. The account's today, not UTC's: from 00:00 UTC
+    to the account's midnight they are different days."""
+    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=days)
+    start = fake.day_bounds(first)[0]
+    fill(fake, counts, start + timedelta(hours=1), datetime.now(timezone.utc) - timedelta(hours=2))
+    return first, start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- targets -----------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Set, Tuple
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import STREAMS, TapRun, fill, log_lines, parse_messages, select
+from helpers import STREAMS, TapRun, fill, log_lines, parse_messages, recent_days, select
 
 DAY_STREAM = "nps_summary"
 LATENCY = 0.1
@@ -32,12 +32,8 @@ def midnight(fake, day) -> str:
 def world(make_fake):
     """A fake whose core rows and day rows cover the last DAYS days, and a config from its first day."""
     fake = make_fake(seed=21)
-    now = datetime.now(timezone.utc)
-    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
-    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=DAYS)
-    start = fake.day_bounds(first)[0]
-    fill(fake, (400, 700, 200), start + timedelta(hours=1), now - timedelta(hours=2))
-    return fake, fake.config(start_date=midnight(fake, first), workers=WORKERS)
+    _, start_date = recent_days(fake, DAYS, (400, 700, 200))
+    return fake, fake.config(start_date=start_date, workers=WORKERS)
 
 
 def catalog(tap, fake, streams=(*STREAMS, DAY_STREAM)) -> Dict[str, Any]:

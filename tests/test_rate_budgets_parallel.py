@@ -9,12 +9,10 @@ import math
 import signal
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List
-from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import STREAMS, fill, log_lines, select
+from helpers import STREAMS, log_lines, recent_days, select
 
 DAY_STREAM = "nps_summary"
 DAYS = 40
@@ -26,14 +24,9 @@ WINDOW = 1.0  # seconds; the fake's X-Rate-Limit-Reset is a whole second, so win
 @pytest.fixture
 def world(make_fake):
     fake = make_fake(seed=33)
-    now = datetime.now(timezone.utc)
-    # The account's today, not UTC's: from 00:00 UTC to its midnight they are different days.
-    first = datetime.now(ZoneInfo(fake.account_tz)).date() - timedelta(days=DAYS)
-    start = fake.day_bounds(first)[0]
     # responses and the day stream each need about as many windows, so both bind at once.
-    fill(fake, (400, 2000, 200), start + timedelta(hours=1), now - timedelta(hours=2))
-    config = fake.config(start_date=start.strftime("%Y-%m-%dT%H:%M:%SZ"), workers=WORKERS)
-    return fake, config
+    _, start_date = recent_days(fake, DAYS, (400, 2000, 200))
+    return fake, fake.config(start_date=start_date, workers=WORKERS)
 
 
 def catalog(tap, fake) -> Dict[str, Any]:
