@@ -231,16 +231,10 @@ class Limiter:
             return
         endpoint.limited = True
         if remaining is not None:
-            window, limit = headers.get("X-Rate-Limit-Reset"), headers.get("X-Rate-Limit-Limit")
-            self._learn(pool, endpoint, ticket, remaining, window, limit, counted=not limited_429)
-            if not limited_429:
-                endpoint.previous = (remaining, window, ticket.ended_before, ticket.others_sent)
-            endpoint.take(remaining, window, limit)
-            if pool.remaining is None or pool.window == window or _newer(window, pool.window):
-                pool.take(remaining, window, limit)
+            self._take_count(pool, endpoint, ticket, remaining, headers.get("X-Rate-Limit-Reset"),
+                             headers.get("X-Rate-Limit-Limit"), counted=not limited_429)
         # A spent window holds the budgets it spent; a 429 holds, or holds longer, every one that covers it.
-        spent = [budget for budget in (endpoint, pool) if limited_429 or (
-            remaining is not None and budget.window == endpoint.window and (budget.remaining or 0) <= 0)]
+        spent = _spent(endpoint, pool, remaining, limited_429)
         if spent:
             until = self._clock() + self._spent_wait(response)
             for budget in spent:
@@ -248,6 +242,17 @@ class Limiter:
         if limited_429:
             self._local.announced = max((budget.resets_at or 0.0 for budget in self._budgets(pool, endpoint)),
                                         default=None)
+
+    def _take_count(self, pool: _Pool, endpoint: _Endpoint, ticket: Ticket, remaining: int, window: Optional[str],
+                    limit: Optional[str], *, counted: bool) -> None:
+        """Take in the count an answer reports left; `counted`: its request was counted (not a 429)."""
+        # Learn before taking: the verdict compares this answer with the endpoint's previous one.
+        self._learn(pool, endpoint, ticket, remaining, window, limit, counted=counted)
+        if counted:
+            endpoint.previous = (remaining, window, ticket.ended_before, ticket.others_sent)
+        endpoint.take(remaining, window, limit)
+        if _in_newest_window(pool, window):
+            pool.take(remaining, window, limit)
 
     def _learn(self, pool: _Pool, endpoint: _Endpoint, ticket: Ticket, remaining: int, window: Optional[str],
                limit: Optional[str], *, counted: bool) -> None:
@@ -276,6 +281,22 @@ class Limiter:
         pool.verdict = verdict
         LOGGER.info("Rate limits of %s: %s (learned from the answers of /%s)", pool.title, _VERDICT_WORDS[verdict],
                     ticket.path)
+
+
+def _in_newest_window(pool: _Pool, window: Optional[str]) -> bool:
+    """Whether an answer's window is the pool's newest: the pool keeps what the newest window has left,
+    and an answer of a window already over (a late one) would only bring back a stale count."""
+    return pool.remaining is None or pool.window == window or _newer(window, pool.window)
+
+
+def _spent(endpoint: _Endpoint, pool: _Pool, remaining: Optional[int], limited_429: bool) -> List[_Budget]:
+    """The budgets an answer shows used up, to hold until the reset: after a 429 every one that may cover
+    its endpoint; else those with nothing left in the window this answer named."""
+    if limited_429:
+        return [endpoint, pool]
+    if remaining is None:
+        return []  # a count that cannot be read tells nothing
+    return [budget for budget in (endpoint, pool) if budget.window == endpoint.window and (budget.remaining or 0) <= 0]
 
 
 def _count(value: Optional[str]) -> Optional[int]:
