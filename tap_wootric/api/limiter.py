@@ -258,20 +258,10 @@ class Limiter:
                limit: Optional[str], *, counted: bool) -> None:
         if window is None:
             return  # without the window's name, two answers cannot be compared
-        separate = counted and any(
-            seen_window == window and (remaining >= seen_remaining or (limit and seen_limit and limit != seen_limit))
-            for seen_window, seen_remaining, seen_limit in ticket.others_seen if seen_remaining is not None)
-        if separate:
+        # A 429's request was not counted, so it cannot show that a shared budget would have counted it.
+        if counted and _proves_separate(ticket, remaining, window, limit):
             self._judge(pool, SEPARATE, ticket)
-            return
-        if endpoint.previous is None or pool.verdict is not None:
-            return
-        before, before_window, ended_then, others_then = endpoint.previous
-        # Requests of this tap that the server may have counted on this endpoint since that answer: every
-        # one not ended when that answer's request started, besides it (this one included).
-        ours = endpoint.sent - ended_then - 1
-        elsewhere = (pool.sent - endpoint.sent) - others_then
-        if before_window == window and before - remaining > ours and elsewhere > 0:
+        elif pool.verdict is None and _proves_shared(pool, endpoint, remaining, window):
             self._judge(pool, SHARED, ticket)
 
     def _judge(self, pool: _Pool, verdict: str, ticket: Ticket) -> None:
@@ -281,6 +271,29 @@ class Limiter:
         pool.verdict = verdict
         LOGGER.info("Rate limits of %s: %s (learned from the answers of /%s)", pool.title, _VERDICT_WORDS[verdict],
                     ticket.path)
+
+
+def _proves_separate(ticket: Ticket, remaining: int, window: str, limit: Optional[str]) -> bool:
+    """Whether an answer shows its endpoint's budget is not another endpoint's: that one reported r left in
+    this window before the request started, and one shared budget would have left at most r - 1 after
+    counting it; or the two report different limits."""
+    return any(
+        seen_window == window and (remaining >= seen_remaining or (limit and seen_limit and limit != seen_limit))
+        for seen_window, seen_remaining, seen_limit in ticket.others_seen if seen_remaining is not None)
+
+
+def _proves_shared(pool: _Pool, endpoint: _Endpoint, remaining: int, window: str) -> bool:
+    """Whether an answer shows someone else spent its endpoint's budget while this tap sent requests only
+    to other endpoints: it reports less left than the endpoint's previous answer in the same window by more
+    than this tap's own requests to it could have taken."""
+    if endpoint.previous is None:
+        return False
+    before, before_window, ended_then, others_then = endpoint.previous
+    # Requests of this tap that the server may have counted on this endpoint since that answer: every
+    # one not ended when that answer's request started, besides it (this one included).
+    ours = endpoint.sent - ended_then - 1
+    elsewhere = (pool.sent - endpoint.sent) - others_then
+    return before_window == window and before - remaining > ours and elsewhere > 0
 
 
 def _in_newest_window(pool: _Pool, window: Optional[str]) -> bool:
