@@ -139,10 +139,7 @@ class Limiter:
                 endpoint = pool.endpoints.setdefault(path, _Endpoint())
                 budgets = self._budgets(pool, endpoint)
                 now = self._clock()
-                for budget in budgets:
-                    if budget.resets_at is not None and budget.resets_at <= now:
-                        budget.forget_window()
-                held = [budget for budget in budgets if budget.resets_at is not None]
+                held = _still_held(budgets, now)
                 if not held:
                     if all(budget.allows_one_more() for budget in budgets):
                         return self._start(api.name, path, pool, endpoint)
@@ -150,11 +147,8 @@ class Limiter:
                     self._lock.wait(POLL_SECONDS)
                     self._check()
                     continue
-                until = max(budget.resets_at for budget in held if budget.resets_at is not None)
+                until, told = _pause_until(held)
                 whose = f"of {api.title}'s endpoints together" if endpoint not in held else f"of {api.describe(path)}"
-                told = all(budget.told == until for budget in held)
-                for budget in held:
-                    budget.told = until
             self._sleep_out(held, until, now, f"{label}: " if label else "", whose, told)
 
     def release(self, ticket: Ticket, response: Optional[requests.Response]) -> None:
@@ -271,6 +265,25 @@ class Limiter:
         pool.verdict = verdict
         LOGGER.info("Rate limits of %s: %s (learned from the answers of /%s)", pool.title, _VERDICT_WORDS[verdict],
                     ticket.path)
+
+
+def _still_held(budgets: List[_Budget], now: float) -> List[_Budget]:
+    """The budgets whose hold has not reset by `now`. A hold that has reset ends its window, and the
+    window's count goes with it: the next request goes alone to learn the new window's."""
+    for budget in budgets:
+        if budget.resets_at is not None and budget.resets_at <= now:
+            budget.forget_window()
+    return [budget for budget in budgets if budget.resets_at is not None]
+
+
+def _pause_until(held: List[_Budget]) -> Tuple[float, bool]:
+    """When the last of the held budgets resets, and whether a pause line has told of that already: one
+    line per hold, however many requests wait it out."""
+    until = max(budget.resets_at for budget in held if budget.resets_at is not None)
+    told = all(budget.told == until for budget in held)
+    for budget in held:
+        budget.told = until
+    return until, told
 
 
 def _proves_separate(ticket: Ticket, remaining: int, window: str, limit: Optional[str]) -> bool:
