@@ -140,25 +140,33 @@ def whole_second_rfc3339(value: Any) -> Optional[str]:
     without its general-purpose parser (the slowest step per record); None for any other shape
     or for a date that does not exist (the general parser then decides, and rejects it)."""
     kind = type(value)
-    if kind is str or kind is int:  # not bool: True would find the memo's 1
-        formatted = _RFC3339.get(value)
-        if formatted is not None:
-            return formatted
+    if kind is not str and kind is not int:  # not bool: True would find the memo's 1
+        return _unmemoised_rfc3339(value)
+    formatted = _RFC3339.get(value)
+    if formatted is not None:
+        return formatted
     if kind is str:
         try:
             seconds = _api_epoch(value, whole_seconds_only=True)
         except UnparseableTime:
             return None
-        formatted = None if seconds is None else _format_seconds(seconds)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        formatted = _format_seconds(value)
+        if seconds is None:
+            return None
     else:
-        return None
-    if formatted is not None and (kind is str or kind is int):
+        seconds = value
+    formatted = _format_seconds(seconds)
+    if formatted is not None:
         if len(_RFC3339) >= _MEMO_SIZE:
             _RFC3339.clear()
         _RFC3339[value] = formatted
     return formatted
+
+
+def _unmemoised_rfc3339(value: Any) -> Optional[str]:
+    """whole_second_rfc3339 of a value that is neither exactly a str nor exactly an int: a subclass of int
+    is UNIX seconds (bool is not), anything else no shape of ours. The memo is keyed by value, and equal
+    values of other types (True == 1) must not share an entry."""
+    return _format_seconds(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _format_seconds(seconds: int) -> Optional[str]:
