@@ -296,9 +296,9 @@ def _proves_separate(ticket: Ticket, remaining: int, window: str, limit: Optiona
 
 
 def _proves_shared(pool: _Pool, endpoint: _Endpoint, remaining: int, window: str) -> bool:
-    """Whether an answer shows someone else spent its endpoint's budget while this tap sent requests only
-    to other endpoints: it reports less left than the endpoint's previous answer in the same window by more
-    than this tap's own requests to it could have taken."""
+    """Whether an answer shows its endpoint's budget spent by requests to other endpoints: it reports less
+    left than the endpoint's previous answer in the same window by more than this tap's own requests to it
+    could have taken, while this tap sent requests to other endpoints."""
     if endpoint.previous is None:
         return False
     before, before_window, ended_then, others_then = endpoint.previous
