@@ -139,10 +139,7 @@ class Limiter:
                 endpoint = pool.endpoints.setdefault(path, _Endpoint())
                 budgets = self._budgets(pool, endpoint)
                 now = self._clock()
-                for budget in budgets:
-                    if budget.resets_at is not None and budget.resets_at <= now:
-                        budget.forget_window()
-                held = [budget for budget in budgets if budget.resets_at is not None]
+                held = _still_held(budgets, now)
                 if not held:
                     if all(budget.allows_one_more() for budget in budgets):
                         return self._start(api.name, path, pool, endpoint)
@@ -150,11 +147,8 @@ class Limiter:
                     self._lock.wait(POLL_SECONDS)
                     self._check()
                     continue
-                until = max(budget.resets_at for budget in held if budget.resets_at is not None)
+                until, told = _pause_until(held)
                 whose = f"of {api.title}'s endpoints together" if endpoint not in held else f"of {api.describe(path)}"
-                told = all(budget.told == until for budget in held)
-                for budget in held:
-                    budget.told = until
             self._sleep_out(held, until, now, f"{label}: " if label else "", whose, told)
 
     def release(self, ticket: Ticket, response: Optional[requests.Response]) -> None:
@@ -231,16 +225,10 @@ class Limiter:
             return
         endpoint.limited = True
         if remaining is not None:
-            window, limit = headers.get("X-Rate-Limit-Reset"), headers.get("X-Rate-Limit-Limit")
-            self._learn(pool, endpoint, ticket, remaining, window, limit, counted=not limited_429)
-            if not limited_429:
-                endpoint.previous = (remaining, window, ticket.ended_before, ticket.others_sent)
-            endpoint.take(remaining, window, limit)
-            if pool.remaining is None or pool.window == window or _newer(window, pool.window):
-                pool.take(remaining, window, limit)
+            self._take_count(pool, endpoint, ticket, remaining, headers.get("X-Rate-Limit-Reset"),
+                             headers.get("X-Rate-Limit-Limit"), counted=not limited_429)
         # A spent window holds the budgets it spent; a 429 holds, or holds longer, every one that covers it.
-        spent = [budget for budget in (endpoint, pool) if limited_429 or (
-            remaining is not None and budget.window == endpoint.window and (budget.remaining or 0) <= 0)]
+        spent = _spent(endpoint, pool, remaining, limited_429)
         if spent:
             until = self._clock() + self._spent_wait(response)
             for budget in spent:
@@ -249,24 +237,25 @@ class Limiter:
             self._local.announced = max((budget.resets_at or 0.0 for budget in self._budgets(pool, endpoint)),
                                         default=None)
 
+    def _take_count(self, pool: _Pool, endpoint: _Endpoint, ticket: Ticket, remaining: int, window: Optional[str],
+                    limit: Optional[str], *, counted: bool) -> None:
+        """Take in the count an answer reports left; `counted`: its request was counted (not a 429)."""
+        # Learn before taking: the verdict compares this answer with the endpoint's previous one.
+        self._learn(pool, endpoint, ticket, remaining, window, limit, counted=counted)
+        if counted:
+            endpoint.previous = (remaining, window, ticket.ended_before, ticket.others_sent)
+        endpoint.take(remaining, window, limit)
+        if _in_newest_window(pool, window):
+            pool.take(remaining, window, limit)
+
     def _learn(self, pool: _Pool, endpoint: _Endpoint, ticket: Ticket, remaining: int, window: Optional[str],
                limit: Optional[str], *, counted: bool) -> None:
         if window is None:
             return  # without the window's name, two answers cannot be compared
-        separate = counted and any(
-            seen_window == window and (remaining >= seen_remaining or (limit and seen_limit and limit != seen_limit))
-            for seen_window, seen_remaining, seen_limit in ticket.others_seen if seen_remaining is not None)
-        if separate:
+        # A 429's request was not counted, so it cannot show that a shared budget would have counted it.
+        if counted and _proves_separate(ticket, remaining, window, limit):
             self._judge(pool, SEPARATE, ticket)
-            return
-        if endpoint.previous is None or pool.verdict is not None:
-            return
-        before, before_window, ended_then, others_then = endpoint.previous
-        # Requests of this tap that the server may have counted on this endpoint since that answer: every
-        # one not ended when that answer's request started, besides it (this one included).
-        ours = endpoint.sent - ended_then - 1
-        elsewhere = (pool.sent - endpoint.sent) - others_then
-        if before_window == window and before - remaining > ours and elsewhere > 0:
+        elif pool.verdict is None and _proves_shared(pool, endpoint, remaining, window):
             self._judge(pool, SHARED, ticket)
 
     def _judge(self, pool: _Pool, verdict: str, ticket: Ticket) -> None:
@@ -276,6 +265,64 @@ class Limiter:
         pool.verdict = verdict
         LOGGER.info("Rate limits of %s: %s (learned from the answers of /%s)", pool.title, _VERDICT_WORDS[verdict],
                     ticket.path)
+
+
+def _still_held(budgets: List[_Budget], now: float) -> List[_Budget]:
+    """The budgets whose hold has not reset by `now`. A hold that has reset ends its window, and the
+    window's count goes with it: the next request goes alone to learn the new window's."""
+    for budget in budgets:
+        if budget.resets_at is not None and budget.resets_at <= now:
+            budget.forget_window()
+    return [budget for budget in budgets if budget.resets_at is not None]
+
+
+def _pause_until(held: List[_Budget]) -> Tuple[float, bool]:
+    """When the last of the held budgets resets, and whether a pause line has told of that already: one
+    line per hold, however many requests wait it out."""
+    until = max(budget.resets_at for budget in held if budget.resets_at is not None)
+    told = all(budget.told == until for budget in held)
+    for budget in held:
+        budget.told = until
+    return until, told
+
+
+def _proves_separate(ticket: Ticket, remaining: int, window: str, limit: Optional[str]) -> bool:
+    """Whether an answer shows its endpoint's budget is not another endpoint's: that one reported r left in
+    this window before the request started, and one shared budget would have left at most r - 1 after
+    counting it; or the two report different limits."""
+    return any(
+        seen_window == window and (remaining >= seen_remaining or (limit and seen_limit and limit != seen_limit))
+        for seen_window, seen_remaining, seen_limit in ticket.others_seen if seen_remaining is not None)
+
+
+def _proves_shared(pool: _Pool, endpoint: _Endpoint, remaining: int, window: str) -> bool:
+    """Whether an answer shows its endpoint's budget spent by requests to other endpoints: it reports less
+    left than the endpoint's previous answer in the same window by more than this tap's own requests to it
+    could have taken, while this tap sent requests to other endpoints."""
+    if endpoint.previous is None:
+        return False
+    before, before_window, ended_then, others_then = endpoint.previous
+    # Requests of this tap that the server may have counted on this endpoint since that answer: every
+    # one not ended when that answer's request started, besides it (this one included).
+    ours = endpoint.sent - ended_then - 1
+    elsewhere = (pool.sent - endpoint.sent) - others_then
+    return before_window == window and before - remaining > ours and elsewhere > 0
+
+
+def _in_newest_window(pool: _Pool, window: Optional[str]) -> bool:
+    """Whether an answer's window is the pool's newest: the pool keeps what the newest window has left,
+    and an answer of a window already over (a late one) would only bring back a stale count."""
+    return pool.remaining is None or pool.window == window or _newer(window, pool.window)
+
+
+def _spent(endpoint: _Endpoint, pool: _Pool, remaining: Optional[int], limited_429: bool) -> List[_Budget]:
+    """The budgets an answer shows used up, to hold until the reset: after a 429 every one that may cover
+    its endpoint; else those with nothing left in the window this answer named."""
+    if limited_429:
+        return [endpoint, pool]
+    if remaining is None:
+        return []  # a count that cannot be read tells nothing
+    return [budget for budget in (endpoint, pool) if budget.window == endpoint.window and (budget.remaining or 0) <= 0]
 
 
 def _count(value: Optional[str]) -> Optional[int]:
