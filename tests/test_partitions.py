@@ -13,7 +13,8 @@ from helpers import NOW, parse_messages, select
 from tap_wootric.incremental.partitions import ranges_within
 from tap_wootric.timeutil import parse_bookmark
 
-ROWS = 4000
+# Enough rows that splits pay (they may add 1 % of the pages: 2 splits here).
+ROWS = 12_000
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def parts_fake(make_fake):
     fake = make_fake()
     fake.generate("responses", ROWS, NOW - timedelta(days=730), NOW - timedelta(hours=2))
     # A little latency, as a real API has: the parts really overlap.
-    fake.latency = 0.01
+    fake.latency = 0.005
     return fake
 
 
@@ -47,7 +48,7 @@ def test_a_first_sync_in_parts_reads_every_row_for_about_the_sequential_requests
     assert parallel.returncode == 0, parallel.stderr
     assert set(parallel.ids("responses")) == fake.ids("responses")
     # The read was split: some STATE named several unfinished ranges; the last names none.
-    assert max(len(scan_parts(state) or []) for state in parallel.states()) >= 3
+    assert max(len(scan_parts(state) or []) for state in parallel.states()) >= 2
     assert scan_parts(parallel.final_state) is None
     assert set(parallel.final_state["bookmarks"]["responses"]) == set(sequential.final_state["bookmarks"]["responses"])
     requests = len(fake.list_requests("responses"))

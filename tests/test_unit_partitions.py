@@ -3,6 +3,7 @@ every progress report a safe resume point, splits only where they pay, a budget 
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -13,7 +14,13 @@ from model_api import ModelApi, burst, spread
 
 from tap_wootric.cancel import Cancellation
 from tap_wootric.incremental.paging import KeysetScanner
-from tap_wootric.incremental.partitions import SPLIT_MIN_PAGES, PartitionedRead, ranges_state, ranges_within
+from tap_wootric.incremental.partitions import (
+    SPLIT_MIN_PAGES,
+    SPLIT_PAGE_SHARE,
+    PartitionedRead,
+    ranges_state,
+    ranges_within,
+)
 
 START, END = 1_600_000_000, 1_600_000_000 + 2 * 365 * 86400
 
@@ -33,21 +40,39 @@ class FakeRun:
 
 
 class SlowModel(ModelApi):
-    """The model API with a little latency, so that several threads really overlap."""
+    """The model API with a little latency, so that several threads really overlap, and its rows kept
+    sorted (re-sorted when their number changes) so that large reads stay fast."""
 
     def __init__(self, rows, latency: float = 0.0, **kwargs):
         super().__init__(rows, **kwargs)
         self.latency = latency
         self._lock = threading.Lock()
+        self._sorted: List = []
+        self._times: List[float] = []
 
     def fetch(self, query):
         if self.latency:
             time.sleep(self.latency)
         with self._lock:
-            return super().fetch(query)
+            if self.before_request:
+                self.before_request(self)
+            self.calls.append(query)
+            if len(self._sorted) != len(self.rows):
+                self._sorted = sorted((t, i) for i, t in self.rows.items())
+                self._times = [t for t, _ in self._sorted]
+            low = bisect.bisect_left(self._times, query.gte)
+            high = len(self._times) if query.lt is None else bisect.bisect_left(self._times, query.lt)
+            selected = self._sorted[low:high]
+            if query.descending:
+                selected = selected[::-1]
+            window = selected[(query.page - 1) * query.per_page: query.page * query.per_page]
+            return [{"id": i, "t": t} for t, i in window]
 
 
-def read(model: ModelApi, ranges, *, workers: int, budget: Optional[int] = None, check_progress: bool = True):
+def read(model: ModelApi, ranges, *, workers: int, budget: Optional[int] = None, check_progress: bool = True,
+         share: float = 1.0):
+    """A partitioned read over the model; `share`: the splits' page share (1.0: as many as pay; the
+    default share has a test of its own)."""
     run = FakeRun()
     reports: List[List] = []
 
@@ -66,7 +91,7 @@ def read(model: ModelApi, ranges, *, workers: int, budget: Optional[int] = None,
                              logger=__import__("logging").getLogger("test"))
 
     parts = PartitionedRead(run, list(ranges), scanner, lambda row: int(row["t"]), lambda row: True, progress,
-                            workers=workers, stop_after_rows=budget)
+                            workers=workers, stop_after_rows=budget, split_share=share)
     completed = parts.run_all()
     return run, parts, completed, reports
 
@@ -109,6 +134,19 @@ def test_several_workers_split_a_long_range_into_balanced_parts():
     # The largest part holds well under half the rows: the parts really shared the work.
     assert sizes[-1] < 0.45 * len(model.rows)
     assert len(model.calls) <= math.ceil(1.03 * 100) + 3
+
+
+@pytest.mark.parametrize("rows, least, most", [(5000, 0, 0), (10_400, 0, 1), (20_400, 1, 3), (40_000, 3, 7)])
+def test_splits_add_at_most_one_percent_of_the_pages(rows, least, most):
+    model = SlowModel(spread(rows, START, END, seed=13), latency=0.0005)
+    run, parts, completed, _ = read(model, [(START, END + 1)], workers=4, share=SPLIT_PAGE_SHARE,
+                                    check_progress=False)
+    assert completed and set(run.emitted) == within(model, START, END + 1)
+    assert least <= parts.splits <= most
+    sequential = SlowModel(model.rows)
+    read(sequential, [(START, END + 1)], workers=1, check_progress=False)
+    assert len(model.calls) <= math.ceil(1.03 * math.ceil(rows / 50))
+    assert len(model.calls) <= len(sequential.calls) + parts.splits
 
 
 def test_a_short_range_is_never_split():

@@ -6,9 +6,10 @@ account may have answered nothing for years, then thousands a month), so the ran
 advance: it starts as one part (or the parts a resumed run left), and a worker with nothing to do
 splits the running part with the most rows still ahead of it, estimated from the rows per second
 that part has read so far, at the middle of its unread time. The part keeps [its position, the
-middle); the new part takes [the middle, its end). A split is worth it only when the part has
-several pages left: each split may cost one page more (two short pages where there was one), so
-a stream of a page or two is never split and asks no request more than a sequential read.
+middle); the new part takes [the middle, its end). Each split may cost one page more (two short
+pages where there was one), so a part is split only while it has several pages left, and splits
+may add at most 1 % to the read's pages: a read of 10,000 rows is split once at most, one of
+100,000 up to 19 times, and a small stream asks exactly the requests of a sequential read.
 
 Every part pages with the keyset scanner. Its position is where it resumes: every row below it has
 been emitted. A split takes a second past the highest row its part has been handed, so no row the
@@ -43,6 +44,10 @@ Range = Tuple[int, int]
 
 # A part is split only while it has at least this many pages left (estimated): one split may cost a page.
 SPLIT_MIN_PAGES = 8
+# Splits may add at most this share of the read's pages (estimated): a sequential keyset read already asks
+# about 2 % more pages than rows / 50 (each page re-reads its last second), and a full read stays within 3 %.
+# So a read of 10,000 rows or fewer (200 pages) is split at most once, one of 100,000 rows up to 19 times.
+SPLIT_PAGE_SHARE = 0.01
 
 
 @dataclass
@@ -125,7 +130,7 @@ class PartitionedRead:
     def __init__(self, run: StreamRun, ranges: List[Range], scanner: Callable[[], KeysetScanner],
                  second_of: Callable[[Row], int], keep: Callable[[Row], bool],
                  progress: Callable[[List[Range]], None], *, workers: int,
-                 stop_after_rows: Optional[float] = None):
+                 stop_after_rows: Optional[float] = None, split_share: float = SPLIT_PAGE_SHARE):
         self.run = run
         self.parts = [Part(start, end) for start, end in ranges if start < end]
         self._scanner = scanner
@@ -133,6 +138,7 @@ class PartitionedRead:
         self._keep = keep
         self._progress = progress
         self.workers = max(1, workers)
+        self._split_share = split_share
         self._budget = float("inf") if stop_after_rows is None else stop_after_rows
         self.read = 0
         self.splits = 0
@@ -214,10 +220,15 @@ class PartitionedRead:
             return None
 
     def _split(self) -> Optional[Part]:
-        estimates = [(part.rows_ahead(), part) for part in self.parts if part.running and not part.done]
-        ahead, fullest = max(((rows, part) for rows, part in estimates if rows is not None),
-                             key=lambda pair: pair[0], default=(None, None))
+        estimates = [(rows, part) for rows, part in ((part.rows_ahead(), part) for part in self.parts
+                                                      if part.running and not part.done) if rows is not None]
+        ahead, fullest = max(estimates, key=lambda pair: pair[0], default=(None, None))
         if fullest is None or ahead is None or ahead < SPLIT_MIN_PAGES * MAX_PER_PAGE:
+            return None
+        # The estimate rests on a page or two of rows at first: a page of margin keeps a read whose rows
+        # turn out fewer than estimated within the share.
+        pages = min(self.read + sum(rows for rows, _ in estimates), self._budget) / MAX_PER_PAGE
+        if self.splits + 1 > self._split_share * pages - 1:
             return None
         upper = fullest.split()
         if upper is None:
