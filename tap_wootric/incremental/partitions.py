@@ -220,23 +220,28 @@ class PartitionedRead:
             return None
 
     def _split(self) -> Optional[Part]:
-        estimates = [(rows, part) for rows, part in ((part.rows_ahead(), part) for part in self.parts
-                                                      if part.running and not part.done) if rows is not None]
-        ahead, fullest = max(estimates, key=lambda pair: pair[0], default=(None, None))
-        if fullest is None or ahead is None or ahead < SPLIT_MIN_PAGES * MAX_PER_PAGE:
-            return None
-        # The estimate rests on a page or two of rows at first: a page of margin keeps a read whose rows
-        # turn out fewer than estimated within the share.
-        pages = min(self.read + sum(rows for rows, _ in estimates), self._budget) / MAX_PER_PAGE
-        if self.splits + 1 > self._split_share * pages - 1:
-            return None
-        upper = fullest.split()
+        fullest = self._worth_splitting()
+        upper = None if fullest is None else fullest.split()
         if upper is None:
             return None
         self.parts.append(upper)
         self.parts.sort(key=lambda part: part.position)
         self.splits += 1
         return upper
+
+    def _worth_splitting(self) -> Optional[Part]:
+        """The running part with the most rows ahead, if one more split pays and the read's share allows it."""
+        estimates = [(rows, part) for rows, part in ((part.rows_ahead(), part) for part in self.parts
+                                                      if part.running and not part.done) if rows is not None]
+        if not estimates:
+            return None
+        ahead, fullest = max(estimates, key=lambda pair: pair[0])
+        # The estimate rests on a page or two of rows at first: a page of margin keeps a read whose rows
+        # turn out fewer than estimated within the share.
+        pages = min(self.read + sum(rows for rows, _ in estimates), self._budget) / MAX_PER_PAGE
+        if ahead < SPLIT_MIN_PAGES * MAX_PER_PAGE or self.splits + 1 > self._split_share * pages - 1:
+            return None
+        return fullest
 
     def _read_part(self, part: Part) -> None:
         for batch in self._scanner().scan(part.position, part.end):
