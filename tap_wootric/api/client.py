@@ -18,7 +18,7 @@ import orjson
 import requests
 from singer import metrics
 
-from tap_wootric.api.apis import CXI, V1, V2, Api
+from tap_wootric.api.apis import Api
 from tap_wootric.api.clock import ApiClock, parse_http_date
 from tap_wootric.api.limiter import Limiter, Ticket
 from tap_wootric.cancel import Cancellation
@@ -239,15 +239,6 @@ class WootricClient:
     @property
     def limiter(self) -> Limiter:
         return self._limiter
-
-    def _note_budget(self, budget: Tuple[str, str], response: requests.Response) -> None:
-        """Remember what an answer says of its endpoint's rate-limit budget (`budget`: API name, path)."""
-        self._limiter.note(*budget, response)
-
-    def _wait_for_budget(self, budget: Tuple[str, str], what: str = "") -> None:
-        """Sleep out what holds a request to the endpoint, if anything does, without sending one."""
-        api = next(api for api in (V1, V2, CXI) if api.name == budget[0])
-        self._limiter.release(self._limiter.acquire(api, budget[1]), None)
 
     def _take_slot(self) -> None:
         while not self._slots.acquire(timeout=0.1):
