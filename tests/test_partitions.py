@@ -30,16 +30,22 @@ def responses_only(tap, config):
     return select(tap.discover(config), {"responses": None})
 
 
+def sync_responses(tap, fake, **settings):
+    """A first sync of responses alone with these settings: its config, catalog and run (which succeeded)."""
+    config = fake.config(**settings)
+    catalog = responses_only(tap, config)
+    run = tap.run(config, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    return config, catalog, run
+
+
 def scan_parts(state):
     return (state.get("bookmarks", {}).get("responses") or {}).get("scan_parts")
 
 
 def test_a_first_sync_in_parts_reads_every_row_for_about_the_sequential_requests(tap, parts_fake):
     fake = parts_fake
-    sequential_config = fake.config(workers=1, reconcile_runs=0)
-    catalog = responses_only(tap, sequential_config)
-    sequential = tap.run(sequential_config, catalog=catalog)
-    assert sequential.returncode == 0, sequential.stderr
+    _, catalog, sequential = sync_responses(tap, fake, workers=1, reconcile_runs=0)
     sequential_requests = len(fake.list_requests("responses"))
     assert not any(scan_parts(state) for state in sequential.states())
 
@@ -106,10 +112,7 @@ def test_a_killed_partitioned_sync_resumes_the_unfinished_ranges_only(tap, parts
 
 def test_a_reconciliation_slice_in_parts_completes_the_pass_and_drops_deleted_rows(tap, parts_fake):
     fake = parts_fake
-    config = fake.config(workers=4, reconcile_runs=2)
-    catalog = responses_only(tap, config)
-    first = tap.run(config, catalog=catalog)
-    assert first.returncode == 0, first.stderr
+    config, catalog, first = sync_responses(tap, fake, workers=4, reconcile_runs=2)
     gone = sorted(fake.ids("responses"))[::97]
     for row_id in gone:
         fake.delete("responses", row_id)
