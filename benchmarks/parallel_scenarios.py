@@ -23,6 +23,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from harness import STREAMS, Dataset, Run, Tap, budget_minimum, build_fake, check, our_tap, run_tap, selected_catalog
 
+from tap_wootric.api.in_flight import ACCOUNT_IN_FLIGHT
 from tap_wootric.settings import SETTING
 from tap_wootric.streams import STREAMS as STREAM_SPECS
 from tap_wootric.streams import get_stream
@@ -81,7 +82,8 @@ class LatencyRun:
         return self.run.paths.get(stream_path(stream), 0)
 
     def parts(self, stream: str) -> int:
-        return self.workers if stream in DAY_STREAMS else self.run.partitions.get(stream, 1)
+        """What of a stream runs at once: its days, or the parts of its created range, `workers` at a time."""
+        return self.workers if stream in DAY_STREAMS else min(self.workers, self.run.partitions.get(stream, 1))
 
     @property
     def sequential_bound(self) -> float:
@@ -93,8 +95,9 @@ class LatencyRun:
 
     @property
     def in_flight_bound(self) -> float:
-        """The client keeps at most `workers` requests in flight, whichever streams send them."""
-        return self.sequential_bound / self.workers
+        """The client keeps at most `workers` requests in flight for a stream, ACCOUNT_IN_FLIGHT in all."""
+        cap = 1 if self.workers == 1 else min(ACCOUNT_IN_FLIGHT, self.workers * len(self.streams))
+        return self.sequential_bound / cap
 
     @property
     def least(self) -> float:
@@ -155,12 +158,13 @@ def latency_markdown(result: LatencyResult) -> str:
         f"{size.rows:,} rows in each core stream over {size.days:g} days, and the day streams "
         f"({', '.join(DAY_STREAMS)}: a request a day) from `start_date` {size.days:g} days back. "
         "Sequential bound: total requests x latency. Parallel bound: the slowest stream's requests x latency "
-        "/ its parts (a core stream's parts are what the tap logs as `<stream>: read the created range in "
-        "<N> parts`, 1 without; a day stream's days are independent requests: its parts are the workers). "
+        "/ its parts read at once (a core stream's parts are what the tap logs as `<stream>: read the created "
+        "range in <N> parts`, 1 without, at most `workers` at a time; a day stream's days are independent "
+        "requests: `workers` at a time). "
         f"Target with several workers: wall / parallel bound <= {PARALLEL_TARGET}. The tap also keeps at most "
-        "`workers` requests in flight in all, so no run can beat the in-flight bound (sequential bound / "
-        f"workers) either; the last ratio is against the larger of the two. The default `workers` is "
-        f"{default_workers()}.",
+        f"{ACCOUNT_IN_FLIGHT} requests in flight in all, so no run can beat the in-flight bound (sequential "
+        f"bound / the lesser of {ACCOUNT_IN_FLIGHT} and workers x streams) either; the last ratio is against "
+        f"the larger of the two. The default `workers` is {default_workers()}.",
         "",
         f"| tap | workers | wall s | requests ({' / '.join(LATENCY_STREAMS)}) | parts | sequential bound s "
         "| parallel bound s | wall / sequential bound | wall / parallel bound | within target | in-flight bound s "

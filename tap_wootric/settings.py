@@ -91,12 +91,14 @@ SETTINGS: Tuple[Setting, ...] = (
     # day stream per run.
     Setting("daily_reread_days", "integer", "Ended days of nps_summary and email_stats that each run reads again, "
             "for late answers and exclusions.", default=7, minimum=0),
-    # 4: the three core streams and a day stream (or a day stream's days) at once, where a sync spends its
-    # time. The client paces each budget with the requests in flight counted, whichever worker sends them.
-    Setting("workers", "integer", "Requests in flight at once: streams, and the days of a day stream, are "
-            "read in parallel by this many workers, and one writer sends every message in order. The default, 4, "
-            "reads the three core streams and a day stream at once; rate budgets are paced across workers. 1 "
-            "reads one request after another.", default=4, minimum=1),
+    # 4: a long stream's created range or a day stream's days read four requests at a time, which a
+    # run with 150 ms of latency needs to end near its slowest stream's bound; rate budgets are paced
+    # whatever the workers, with the requests in flight counted.
+    Setting("workers", "integer", "Requests in flight at once for each stream: with more than 1, every selected "
+            "stream is read at once, a long created range in parts and a day stream's days side by side, by "
+            "up to this many requests a stream (16 in all), and one writer sends every message in order. "
+            "Rate budgets are paced across them. 1 reads one request after another, one stream after another.",
+            default=4, minimum=1),
 )
 
 SETTING: Dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

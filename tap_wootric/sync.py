@@ -162,7 +162,7 @@ def sync_in_order(client: WootricClient, bounds: SyncBounds, streams: List[Tuple
 
 
 class ParallelSync:
-    """The streams of one sync read by `workers` threads at once (see parallel.py); this thread writes.
+    """The streams of one sync read at once, a thread each (see parallel.py); this thread writes.
 
     The state here is the writer's: a stream's bookmark in it changes only when one of that stream's
     STATE items is written, so every STATE written is a resume point. `currently_syncing` names the
@@ -179,8 +179,10 @@ class ParallelSync:
         self.state = state
         self.writer = writer
         self.skips = skips
-        self.workers = min(bounds.config.workers, len(streams))
-        self.items = ItemQueue(bounds.config.workers, client.cancellation)
+        # A thread a stream: the streams are independent, so the run lasts as long as its slowest one. The
+        # client keeps each stream to `workers` requests in flight, and the account to its own cap.
+        self.workers = len(streams)
+        self.items = ItemQueue(max(bounds.config.workers, len(streams)), client.cancellation)
         self.saved = {name: copy.deepcopy((state.get("bookmarks") or {}).get(name)) for name in self.order}
         # The runs are made here: making one reads singer's logging config, which is no thing to do
         # while other threads log.
@@ -197,7 +199,9 @@ class ParallelSync:
         return {} if bookmark is None else {"bookmarks": {name: copy.deepcopy(bookmark)}}
 
     def run(self) -> Dict[str, Any]:
-        LOGGER.info("Reading with %d workers", self.bounds.config.workers)
+        LOGGER.info("Reading with %d workers per stream: %d streams at once, at most %d requests in flight",
+                    self.bounds.config.workers, len(self.order), min(self.client.in_flight.account,
+                                                                     self.bounds.config.workers * len(self.order)))
         threads = [start_worker(f"worker-{n}", self._work) for n in range(self.workers)]
         try:
             exited = 0

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from helpers import STREAMS, TapRun, fill, log_lines, parse_messages, recent_days, select
 
+from tap_wootric.api.in_flight import ACCOUNT_IN_FLIGHT
+
 DAY_STREAM = "nps_summary"
 LATENCY = 0.1
 WORKERS = 4
@@ -107,15 +109,21 @@ def test_several_workers_read_faster_and_emit_the_same_records_and_state(world, 
         assert len(log_lines(parallel.stderr, "INFO", f"{stream}: done:")) == 1, stream
 
 
-def test_workers_bound_the_requests_in_flight_and_the_default_is_four(world, tap):
+def test_workers_bound_each_streams_requests_in_flight_and_the_default_is_four(world, tap):
     fake, config = world
     cat = catalog(tap, fake)
     fake.latency = 0.02
     default = {key: value for key, value in config.items() if key != "workers"}
     run = tap.run(default, catalog=cat)
     assert run.returncode == 0, run.stderr
-    assert "Reading with 4 workers" in run.stderr
-    assert 1 < in_flight_at_once(fake.requests) <= WORKERS
+    assert "Reading with 4 workers per stream" in run.stderr
+    api = [r for r in fake.requests if r["path"] != "/oauth/token"]
+    per_stream = {path: in_flight_at_once([r for r in api if r["path"] == path]) for path in {r["path"] for r in api}}
+    # The day stream's days go four at a time; the streams go at once, so the account has more in flight
+    # than any one stream, and never more than its cap.
+    assert per_stream["/v1/nps_summary"] == WORKERS
+    assert max(per_stream.values()) <= WORKERS
+    assert WORKERS < in_flight_at_once(api) <= ACCOUNT_IN_FLIGHT
     fake.clear_log()
     one = tap.run({**config, "workers": 1}, catalog=cat)
     assert one.returncode == 0, one.stderr

@@ -20,6 +20,7 @@ from singer import metrics
 
 from tap_wootric.api.apis import Api
 from tap_wootric.api.clock import ApiClock, parse_http_date
+from tap_wootric.api.in_flight import InFlight
 from tap_wootric.api.limiter import Limiter, Ticket
 from tap_wootric.cancel import Cancellation
 from tap_wootric.config import TapConfig
@@ -168,8 +169,8 @@ class WootricClient:
         self._environment_settings: Dict[str, Dict[str, Any]] = {}
         # Held while a token is fetched: workers that find it stale wait for the one renewal.
         self._token_lock = threading.RLock()
-        # `workers` is the number of requests in flight at once, whichever threads send them.
-        self._slots = threading.BoundedSemaphore(max(1, config.workers))
+        # `workers` requests in flight for each stream, whichever threads send them (in_flight.py).
+        self._in_flight = InFlight(config.workers, self._cancellation.check)
         self._clock = clock
         self.clock = ApiClock(clock)
         # One limiter for every thread; only when requests can overlap must an unknown world be paced as if
@@ -237,17 +238,12 @@ class WootricClient:
         return session
 
     @property
+    def in_flight(self) -> InFlight:
+        return self._in_flight
+
+    @property
     def limiter(self) -> Limiter:
         return self._limiter
-
-    def _take_slot(self) -> None:
-        while not self._slots.acquire(timeout=0.1):
-            self._cancellation.check()
-        try:
-            self._cancellation.check()
-        except BaseException:
-            self._slots.release()
-            raise
 
     def _wait(self, seconds: float) -> None:
         """A wait the tap chooses (a spent budget): the main thread's is ended by the signal handler; a
@@ -353,7 +349,7 @@ class WootricClient:
     def get(self, api: Api, path: str, params: Optional[Dict[str, Any]] = None, label: Optional[str] = None) -> Any:
         """GET `<the API's base>/<path>` and return the decoded JSON body. Raises Refused when the API
         refuses this account the feature, ApiError for any other failure that retries cannot mend.
-        `label` (the stream's name) starts the request's log lines."""
+        `label` (the stream's name) starts the request's log lines and names whose slots it takes."""
         params = params or {}
         if api.base_url(self.config) is None:
             raise Refused(f"api_url {self.config.api_url} does not end in /v1, so the base of {api.title} cannot be "
@@ -377,7 +373,7 @@ class WootricClient:
         ticket = self._limiter.acquire(api, path, label)
         response = None
         try:
-            self._take_slot()
+            self._in_flight.take(label)
         except BaseException:
             self._limiter.release(ticket, None)
             raise
@@ -398,7 +394,7 @@ class WootricClient:
             failure = self._network_failure(url, exc)
             raise RetryableError(f"{failure}", final=failure) from None
         finally:
-            self._slots.release()
+            self._in_flight.release(label)
             self._release(ticket, response)
 
         if threading.current_thread() is not threading.main_thread():
