@@ -26,6 +26,8 @@ from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
+from tap_wootric.api import waits
+
 # A URL as requests prepares it, by the URL given, or None where requests must prepare the whole request.
 _PREPARED_URLS: Dict[str, Optional[str]] = {}
 _PREPARED_URLS_LOCK = threading.Lock()
@@ -90,9 +92,11 @@ def prepare_get(session: requests.Session, url: str, params: Mapping[str, Any],
 def get(session: requests.Session, url: str, params: Mapping[str, Any], headers: Mapping[str, str],
         **send: Any) -> requests.Response:
     """`session.get(url, params=params, headers=headers, **send)`, its body read (see the module's
-    docstring). `send`: timeout, proxies, verify."""
-    response = session.send(prepare_get(session, url, params, headers), stream=True, allow_redirects=True, **send)
-    read_body(response)
+    docstring), its round trip counted in `waits`. `send`: timeout, proxies, verify."""
+    request = prepare_get(session, url, params, headers)
+    with waits.round_trip():
+        response = session.send(request, stream=True, allow_redirects=True, **send)
+        read_body(response)
     return response
 
 
