@@ -9,7 +9,10 @@ that part has read so far, at the middle of its unread time. The part keeps [its
 middle); the new part takes [the middle, its end). Each split may cost one page more (two short
 pages where there was one), so a part is split only while it has several pages left, and splits
 may add at most 1 % to the read's pages: a read of 10,000 rows is split once at most, one of
-100,000 up to 19 times, and a small stream asks exactly the requests of a sequential read.
+100,000 up to 19 times, and a small stream asks exactly the requests of a sequential read. And a split is
+made only when it pays (`split_pays`): when the read's round trips have left the tap idle longer than its
+parts computed. Against an API that answers at once the tap is bound by its own CPU, and another part would
+only take turns on it.
 
 Every part pages with the keyset scanner. Its position is where it resumes: every row below it has
 been emitted. A split takes a second past the highest row its part has been handed, so no row the
@@ -240,6 +243,9 @@ class PartitionedRead:
             return None
 
     def _split(self) -> Optional[Part]:
+        # The evidence is the read's: a part just split off has none of its own yet.
+        if not split_pays(sum(part.waited for part in self.parts), sum(part.worked for part in self.parts)):
+            return None
         fullest = self._worth_splitting()
         upper = None if fullest is None else fullest.split()
         if upper is None:
@@ -256,9 +262,6 @@ class PartitionedRead:
         if not estimates:
             return None
         ahead, fullest = max(estimates, key=lambda pair: pair[0])
-        # The evidence is the read's: a part just split off has none of its own yet.
-        if not split_pays(sum(part.waited for part in self.parts), sum(part.worked for part in self.parts)):
-            return None
         # The estimate rests on a page or two of rows at first: a page of margin keeps a read whose rows
         # turn out fewer than estimated within the share.
         pages = min(self.read + sum(rows for rows, _ in estimates), self._budget) / MAX_PER_PAGE
