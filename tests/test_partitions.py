@@ -5,6 +5,7 @@ the sequential requests, and a resumed run reads only the unfinished ranges."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 
 import pytest
@@ -59,6 +60,27 @@ def test_a_first_sync_in_parts_reads_every_row_for_about_the_sequential_requests
     assert set(parallel.final_state["bookmarks"]["responses"]) == set(sequential.final_state["bookmarks"]["responses"])
     requests = len(fake.list_requests("responses"))
     assert requests <= math.ceil(1.03 * math.ceil(ROWS / 50)) + 2, (requests, sequential_requests)
+
+
+def test_a_first_sync_bound_by_the_taps_cpu_is_not_split(tap, make_fake):
+    # An API that answers at once and the three core streams read at once, as on the benchmarks' `large`: the
+    # tap computes while it waits for the API, so more parts would only take turns on the CPU (the same read
+    # splits under latency: the test above).
+    fake = make_fake()
+    for stream, rows in (("end_users", ROWS // 2), ("responses", ROWS), ("declines", ROWS // 2)):
+        fake.generate(stream, rows, NOW - timedelta(days=730), NOW - timedelta(hours=2))
+    fake.warm()  # every page rendered in advance: the fake answers as fast as it can
+    config = fake.config(workers=4, reconcile_runs=0)
+    catalog = select(tap.discover(config), {"end_users": None, "responses": None, "declines": None})
+    run = tap.run(config, "--log-level", "debug", catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    assert set(run.ids("responses")) == fake.ids("responses")
+    evidence = run.log("DEBUG", containing="responses: parts' idle round trips / CPU")
+    assert not any(len(scan_parts(state) or []) > 1 for state in run.states()), evidence
+    assert "read the created range in" not in run.stderr
+    # The evidence the tap weighed: its round trips left it idle for less time than it computed.
+    [(waited, worked)] = re.findall(r"CPU: ([0-9.]+) / ([0-9.]+) s$", evidence[0])
+    assert float(waited) < float(worked), evidence
 
 
 def run_killed_after_parts(tap, config, catalog, states_with_parts):

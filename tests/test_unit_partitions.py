@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Set
 import pytest
 from model_api import ModelApi, burst, spread
 
+from tap_wootric.api import waits
 from tap_wootric.cancel import Cancellation
 from tap_wootric.incremental.paging import KeysetScanner
 from tap_wootric.incremental.partitions import (
@@ -20,6 +21,7 @@ from tap_wootric.incremental.partitions import (
     PartitionedRead,
     ranges_state,
     ranges_within,
+    split_pays,
 )
 
 START, END = 1_600_000_000, 1_600_000_000 + 2 * 365 * 86400
@@ -52,7 +54,9 @@ class SlowModel(ModelApi):
 
     def fetch(self, query):
         if self.latency:
-            time.sleep(self.latency)
+            # The model's latency is its network: a round trip, as api/http.py counts the API's.
+            with waits.round_trip():
+                time.sleep(self.latency)
         with self._lock:
             if self.before_request:
                 self.before_request(self)
@@ -70,28 +74,35 @@ class SlowModel(ModelApi):
 
 
 def read(model: ModelApi, ranges, *, workers: int, budget: Optional[int] = None, check_progress: bool = True,
-         share: float = 1.0):
+         share: float = 1.0, keep=lambda row: True):
     """A partitioned read over the model; `share`: the splits' page share (1.0: as many as pay; the
     default share has a test of its own)."""
     run = FakeRun()
     reports: List[List] = []
+    checking = threading.local()  # the CPU time each thread spent in the checks below
 
     def progress(remaining):
         reports.append(list(remaining))
         if check_progress:
+            started = time.thread_time()
             # The resume point's promise: every row outside the unfinished ranges is emitted already.
             outside = {row_id for row_id, t in model.rows.items()
                        if any(start <= int(t) < end for start, end in ranges)
                        and not any(start <= int(t) < end for start, end in remaining)}
             missing = outside - set(run.emitted)
             assert not missing, f"a progress report covers {len(missing)} rows not emitted"
+            checking.spent = getattr(checking, "spent", 0.0) + time.thread_time() - started
+
+    def cpu() -> float:
+        # The checks are the test's work, not the read's: they must not make the read look CPU bound.
+        return time.thread_time() - getattr(checking, "spent", 0.0)
 
     def scanner():
         return KeysetScanner(model.fetch, lambda row: int(row["t"]), stream="responses",
                              logger=__import__("logging").getLogger("test"))
 
-    parts = PartitionedRead(run, list(ranges), scanner, lambda row: int(row["t"]), lambda row: True, progress,
-                            workers=workers, stop_after_rows=budget, split_share=share)
+    parts = PartitionedRead(run, list(ranges), scanner, lambda row: int(row["t"]), keep, progress,
+                            workers=workers, stop_after_rows=budget, split_share=share, cpu=cpu)
     completed = parts.run_all()
     return run, parts, completed, reports
 
@@ -138,7 +149,8 @@ def test_several_workers_split_a_long_range_into_balanced_parts():
 
 @pytest.mark.parametrize("rows, least, most", [(5000, 0, 0), (10_400, 0, 1), (20_400, 1, 3), (40_000, 3, 7)])
 def test_splits_add_at_most_one_percent_of_the_pages(rows, least, most):
-    model = SlowModel(spread(rows, START, END, seed=13), latency=0.0005)
+    # Latency enough for splits to pay (at 0.5 ms the model's pages cost more CPU than their wait: no split).
+    model = SlowModel(spread(rows, START, END, seed=13), latency=0.003)
     run, parts, completed, _ = read(model, [(START, END + 1)], workers=4, share=SPLIT_PAGE_SHARE,
                                     check_progress=False)
     assert completed and set(run.emitted) == within(model, START, END + 1)
@@ -147,6 +159,38 @@ def test_splits_add_at_most_one_percent_of_the_pages(rows, least, most):
     read(sequential, [(START, END + 1)], workers=1, check_progress=False)
     assert len(model.calls) <= math.ceil(1.03 * math.ceil(rows / 50))
     assert len(model.calls) <= len(sequential.calls) + parts.splits
+
+
+def test_a_split_pays_only_when_round_trips_leave_the_tap_idle_longer_than_the_part_computes():
+    assert split_pays(waited=0.3, worked=0.1)
+    assert not split_pays(waited=0.1, worked=0.3)
+    assert not split_pays(waited=0.0, worked=0.0)
+
+
+def burning(seconds_per_row: float):
+    """A `keep` that costs CPU time, as transforming a row does."""
+
+    def keep(row) -> bool:
+        until = time.thread_time() + seconds_per_row
+        while time.thread_time() < until:
+            pass
+        return True
+
+    return keep
+
+
+@pytest.mark.parametrize("latency, split", [(0.0005, False), (0.02, True)])
+def test_a_read_bound_by_its_own_cpu_is_not_split_and_one_bound_by_latency_is(latency, split):
+    # The same rows and the same 2 ms of CPU a page: against an API that answers at once the parts would only
+    # take turns on the CPU; with 20 ms a page, a second part works while the first waits.
+    model = SlowModel(spread(5000, START, END, seed=8), latency=latency)
+    run, parts, completed, _ = read(model, [(START, END + 1)], workers=4, check_progress=False,
+                                    keep=burning(0.00004))
+    assert completed and set(run.emitted) == within(model, START, END + 1)
+    assert (parts.splits > 0) is split, [(part.waited, part.worked) for part in parts.parts]
+    assert (len(parts.parts) > 1) is split
+    if not split:
+        assert parts.parts[0].worked > parts.parts[0].waited > 0
 
 
 def test_a_short_range_is_never_split():

@@ -18,6 +18,7 @@ import orjson
 import requests
 from singer import metrics
 
+from tap_wootric.api import http
 from tap_wootric.api.apis import Api
 from tap_wootric.api.clock import ApiClock, parse_http_date
 from tap_wootric.api.in_flight import InFlight
@@ -382,13 +383,8 @@ class WootricClient:
             # The token is taken last, after every wait for the budget and a free slot: a token taken
             # before them may expire while this request waits behind others.
             token = self._ensure_token(stale=_refused_token)
-            response = self.session.get(
-                url,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self.config.request_timeout,
-                **self._environment_for(url),
-            )
+            response = http.get(self.session, url, params, {"Authorization": f"Bearer {token}"},
+                                timeout=self.config.request_timeout, **self._environment_for(url))
         except TRANSIENT_REQUEST_ERRORS as exc:
             self._log_request_metric(path, started, None)
             failure = self._network_failure(url, exc)

@@ -9,7 +9,10 @@ that part has read so far, at the middle of its unread time. The part keeps [its
 middle); the new part takes [the middle, its end). Each split may cost one page more (two short
 pages where there was one), so a part is split only while it has several pages left, and splits
 may add at most 1 % to the read's pages: a read of 10,000 rows is split once at most, one of
-100,000 up to 19 times, and a small stream asks exactly the requests of a sequential read.
+100,000 up to 19 times, and a small stream asks exactly the requests of a sequential read. And a split is
+made only when it pays (`split_pays`): when the read's round trips have left the tap idle longer than its
+parts computed. Against an API that answers at once the tap is bound by its own CPU, and another part would
+only take turns on it.
 
 Every part pages with the keyset scanner. Its position is where it resumes: every row below it has
 been emitted. A split takes a second past the highest row its part has been handed, so no row the
@@ -27,9 +30,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from tap_wootric.api import waits
 from tap_wootric.api.apis import MAX_PER_PAGE
 from tap_wootric.cancel import Cancelled, WorkerStopped
 from tap_wootric.incremental.paging import KeysetScanner
@@ -62,6 +67,9 @@ class Part:
     density: Optional[float] = None
     running: bool = False
     done: bool = False
+    # What its pages have cost so far: the time its requests left the tap idle, and its thread's CPU time.
+    waited: float = 0.0
+    worked: float = 0.0
 
     def saw(self, seconds: List[int]) -> None:
         """The seconds of a page's rows: they bound what the part has been handed."""
@@ -101,6 +109,15 @@ class Part:
         return upper
 
 
+def split_pays(waited: float, worked: float) -> bool:
+    """Whether a read whose parts have cost this much gains from one part more: when their requests left the
+    tap idle longer than the parts computed (round trips that nothing else filled), another part can work in
+    that time. When they did not, the tap is bound by its own CPU, and another thread only adds switching
+    among threads (about a fifth more CPU against an API that answers at once). Waits for the rate budget are
+    no evidence: they are not round trips, and a split cannot shorten them."""
+    return waited > worked
+
+
 def ranges_state(ranges: List[Range], upper: int) -> List[List[Optional[str]]]:
     """Unfinished ranges as the state keeps them: times, and null for "to the end of the scan" (the
     next run's end lies further on)."""
@@ -130,7 +147,8 @@ class PartitionedRead:
     def __init__(self, run: StreamRun, ranges: List[Range], scanner: Callable[[], KeysetScanner],
                  second_of: Callable[[Row], int], keep: Callable[[Row], bool],
                  progress: Callable[[List[Range]], None], *, workers: int,
-                 stop_after_rows: Optional[float] = None, split_share: float = SPLIT_PAGE_SHARE):
+                 stop_after_rows: Optional[float] = None, split_share: float = SPLIT_PAGE_SHARE,
+                 idle: Callable[[], float] = waits.idle_seconds, cpu: Callable[[], float] = time.thread_time):
         self.run = run
         self.parts = [Part(start, end) for start, end in ranges if start < end]
         self._scanner = scanner
@@ -139,6 +157,9 @@ class PartitionedRead:
         self._progress = progress
         self.workers = max(1, workers)
         self._split_share = split_share
+        # This thread's idle round-trip time and CPU time so far (what `split_pays` weighs).
+        self._idle = idle
+        self._cpu = cpu
         self._budget = float("inf") if stop_after_rows is None else stop_after_rows
         self.read = 0
         self.splits = 0
@@ -175,6 +196,8 @@ class PartitionedRead:
         if len(self.parts) > 1:
             LOGGER.info("%s: read the created range in %d parts (%d splits)", self.run.name, len(self.parts),
                         self.splits)
+        LOGGER.debug("%s: parts' idle round trips / CPU: %s", self.run.name,
+                     ", ".join(f"{part.waited:.2f} / {part.worked:.2f} s" for part in self.parts))
         return self.completed
 
     # -- threads ------------------------------------------------------------------------
@@ -220,6 +243,9 @@ class PartitionedRead:
             return None
 
     def _split(self) -> Optional[Part]:
+        # The evidence is the read's: a part just split off has none of its own yet.
+        if not split_pays(sum(part.waited for part in self.parts), sum(part.worked for part in self.parts)):
+            return None
         fullest = self._worth_splitting()
         upper = None if fullest is None else fullest.split()
         if upper is None:
@@ -244,11 +270,18 @@ class PartitionedRead:
         return fullest
 
     def _read_part(self, part: Part) -> None:
+        idle, cpu = self._idle(), self._cpu()
         for batch in self._scanner().scan(part.position, part.end):
             with self._lock:
                 if self._halted:
                     return
-                if self._page(part, batch.records, batch.checkpoint):
+                over = self._page(part, batch.records, batch.checkpoint)
+                # The page's cost, from the end of the last page: its requests and its rows.
+                now_idle, now_cpu = self._idle(), self._cpu()
+                part.waited += now_idle - idle
+                part.worked += now_cpu - cpu
+                idle, cpu = now_idle, now_cpu
+                if over:
                     return
 
     def _page(self, part: Part, records: List[Row], checkpoint: Optional[int]) -> bool:
