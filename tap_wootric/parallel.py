@@ -38,6 +38,10 @@ R = TypeVar("R")
 QUEUE_ITEMS_PER_WORKER = 8
 # How often a blocked thread looks up to see whether the run is ending.
 POLL_SECONDS = 0.1
+# A stream is started beside the running ones when, over at least PACE_SECONDS since the last start, the
+# tap spent less than BUSY_SHARE of the time on the CPU (see Pacer).
+PACE_SECONDS = 0.1
+BUSY_SHARE = 0.5
 # How long the main thread waits for workers to notice a stop before it exits anyway (they are daemons).
 JOIN_SECONDS = 1.0
 
@@ -76,14 +80,43 @@ class ItemQueue:
             except queue.Full:
                 continue
 
-    def get(self) -> Tuple[Any, ...]:
-        """The next item, on the main thread: a signal ends the wait at once (Cancelled)."""
-        while True:
-            with self._cancellation.interruptible():
-                try:
-                    return self._queue.get(timeout=POLL_SECONDS)
-                except queue.Empty:
-                    continue
+    def get(self) -> Optional[Tuple[Any, ...]]:
+        """The next item, on the main thread, or None when none came for POLL_SECONDS: a signal ends
+        the wait at once (Cancelled)."""
+        with self._cancellation.interruptible():
+            try:
+                return self._queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                return None
+
+
+class Pacer:
+    """Whether the streams read so far leave the tap waiting, so that one more read at once pays.
+
+    Against an API that answers at once the tap is bound by its own CPU: another stream's thread only
+    takes turns on it, and the switching among threads costs a fifth more CPU. Against one with latency,
+    or a rate budget that holds requests, the tap mostly waits, and another stream fills the wait. The
+    evidence: an API that limits requests at all (`waiting` > 0 or `limited`: every stream starts at once, so
+    that they share each window's budget from the first), a thread sleeping out a retry's backoff right
+    now, or else the process's CPU time against the wall time since the last stream was started.
+    """
+
+    def __init__(self, wall: Callable[[], float], cpu: Callable[[], float], waiting: Callable[[], int],
+                 limited: Callable[[], bool] = lambda: False):
+        self._wall = wall
+        self._cpu = cpu
+        self._waiting = waiting
+        self._limited = limited
+        self.started()
+
+    def started(self) -> None:
+        self._since = (self._wall(), self._cpu())
+
+    def another_pays(self) -> bool:
+        if self._waiting() > 0 or self._limited():
+            return True
+        wall, cpu = self._wall() - self._since[0], self._cpu() - self._since[1]
+        return wall >= PACE_SECONDS and cpu < BUSY_SHARE * wall
 
 
 class QueuedWriter:
@@ -191,6 +224,11 @@ class StreamPool:
         self._pending: Deque[str] = deque(names)
         self._skip = skip
         self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
 
     def next(self) -> Optional[str]:
         with self._lock:

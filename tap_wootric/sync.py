@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable, Dict, List, Tuple
@@ -21,7 +22,7 @@ from tap_wootric.errors import Refused
 from tap_wootric.incremental.reader import IncrementalReader
 from tap_wootric.incremental.reconcile import STATE_KEY, ReconcilePass
 from tap_wootric.output import MessageWriter
-from tap_wootric.parallel import JOIN_SECONDS, ItemQueue, QueuedWriter, StreamPool, start_worker
+from tap_wootric.parallel import JOIN_SECONDS, ItemQueue, Pacer, QueuedWriter, StreamPool, start_worker
 from tap_wootric.readers.daily import DailyReader, account_today
 from tap_wootric.readers.full_table import FullTableReader
 from tap_wootric.stream_run import StreamRun
@@ -179,8 +180,8 @@ class ParallelSync:
         self.state = state
         self.writer = writer
         self.skips = skips
-        # A thread a stream: the streams are independent, so the run lasts as long as its slowest one. The
-        # client keeps each stream to `workers` requests in flight, and the account to its own cap.
+        # Up to a thread a stream: the streams are independent, so the run lasts as long as its slowest one.
+        # The client keeps each stream to `workers` requests in flight, and the account to its own cap.
         self.workers = len(streams)
         self.items = ItemQueue(max(bounds.config.workers, len(streams)), client.cancellation)
         self.saved = {name: copy.deepcopy((state.get("bookmarks") or {}).get(name)) for name in self.order}
@@ -199,18 +200,25 @@ class ParallelSync:
         return {} if bookmark is None else {"bookmarks": {name: copy.deepcopy(bookmark)}}
 
     def run(self) -> Dict[str, Any]:
-        LOGGER.info("Reading with %d workers per stream: %d streams at once, at most %d requests in flight",
+        LOGGER.info("Reading with %d workers per stream: up to %d streams at once while the API keeps the tap "
+                    "waiting, at most %d requests in flight",
                     self.bounds.config.workers, len(self.order), min(self.client.in_flight.account,
                                                                      self.bounds.config.workers * len(self.order)))
-        threads = [start_worker(f"worker-{n}", self._work) for n in range(self.workers)]
+        # One stream's thread to begin with; another whenever the tap has been waiting more than working.
+        threads = [start_worker("worker-0", self._work)]
+        pacer = Pacer(time.monotonic, time.process_time, lambda: self.client.waiting,
+                      lambda: self.client.limiter.seen_limits)
         try:
             exited = 0
             while exited < len(threads):
                 item = self.items.get()
-                if item[0] == "exit":
+                if item is not None and item[0] == "exit":
                     exited += 1
-                else:
+                elif item is not None:
                     self._write(item)
+                while len(threads) < self.workers and self.pool.pending and pacer.another_pays():
+                    threads.append(start_worker(f"worker-{len(threads)}", self._work))
+                    pacer.started()
         finally:
             self.client.cancellation.stop_workers()
             deadline = JOIN_SECONDS

@@ -12,7 +12,7 @@ import time
 from typing import Any, Dict, List
 
 import pytest
-from helpers import STREAMS, log_lines, recent_days, select
+from helpers import STREAMS, TapRun, log_lines, parse_messages, recent_days, select
 
 DAY_STREAM = "nps_summary"
 DAYS = 40
@@ -107,15 +107,21 @@ def test_sigterm_during_a_long_retry_wait_with_several_workers_ends_at_once(worl
     # Retry waits 30 times as long as a run's (up to 30, 60, 120 ... s, jittered), so a stop finds the
     # workers waiting. (The process would exit within JOIN_SECONDS anyway, its workers being daemons; that
     # the wait itself ends at once is proved in tests/test_unit_limiter.py.)
-    proc = subprocess.Popen(tap.argv(config, catalog=cat), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=tap.env(TAP_WOOTRIC_TIME_SCALE="30"))
-    deadline = time.monotonic() + 30
-    while len(fake.faults_served) < 2 * WORKERS and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(fake.faults_served) >= 2 * WORKERS
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    stopped = tap.finish(proc, timeout=30)
+    # stdout goes to a file, as a target would read it: a pipe nobody reads would hold the writer, and no
+    # stream starts beside the others while the writer cannot write.
+    out_path = tap.tmp_path / "stdout.jsonl"
+    with open(out_path, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(tap.argv(config, catalog=cat), stdout=out, stderr=subprocess.PIPE, text=True,
+                                env=tap.env(TAP_WOOTRIC_TIME_SCALE="30"))
+        deadline = time.monotonic() + 30
+        while len(fake.faults_served) < 2 * WORKERS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(fake.faults_served) >= 2 * WORKERS
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    stdout = out_path.read_text(encoding="utf-8")
+    stopped = TapRun(proc.returncode, stdout, stderr, parse_messages(stdout))
     assert time.monotonic() - sent < 2
     assert stopped.returncode == 143, stopped.stderr
     assert stopped.stdout.endswith("\n")

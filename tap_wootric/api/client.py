@@ -172,6 +172,8 @@ class WootricClient:
         self._token_lock = threading.RLock()
         # `workers` requests in flight for each stream, whichever threads send them (in_flight.py).
         self._in_flight = InFlight(config.workers, self._cancellation.check)
+        self._waiting = 0
+        self._waits_lock = threading.Lock()
         self._clock = clock
         self.clock = ApiClock(clock)
         # One limiter for every thread; only when requests can overlap must an unknown world be paced as if
@@ -249,10 +251,21 @@ class WootricClient:
     def _wait(self, seconds: float) -> None:
         """A wait the tap chooses (a spent budget): the main thread's is ended by the signal handler; a
         worker's by the cancellation's event, since handlers run only in the main thread."""
-        if threading.current_thread() is threading.main_thread():
-            self._sleep(seconds)
-        else:
-            self._cancellation.sleep(seconds)
+        with self._waits_lock:
+            self._waiting += 1
+        try:
+            if threading.current_thread() is threading.main_thread():
+                self._sleep(seconds)
+            else:
+                self._cancellation.sleep(seconds)
+        finally:
+            with self._waits_lock:
+                self._waiting -= 1
+
+    @property
+    def waiting(self) -> int:
+        """How many threads are sleeping out a spent budget, a 429 or a retry's backoff right now."""
+        return self._waiting
 
     # -- tokens -------------------------------------------------------------
 

@@ -122,6 +122,8 @@ class Limiter:
         self._lock = threading.Condition()
         self._pools: Dict[str, _Pool] = {}
         self._local = threading.local()  # the 429 hold this thread met itself (its retry WARNING told it)
+        # Whether any answer has carried rate-limit headers: then budgets, not the tap's CPU, bound the run.
+        self.seen_limits = False
 
     def verdict(self, scope: str) -> Optional[str]:
         """SHARED, SEPARATE, or None while unknown."""
@@ -224,6 +226,7 @@ class Limiter:
             endpoint.limited = False
             return
         endpoint.limited = True
+        self.seen_limits = True
         if remaining is not None:
             self._take_count(pool, endpoint, ticket, remaining, headers.get("X-Rate-Limit-Reset"),
                              headers.get("X-Rate-Limit-Limit"), counted=not limited_429)
