@@ -40,7 +40,7 @@ QUEUE_ITEMS_PER_WORKER = 8
 POLL_SECONDS = 0.1
 # A stream is started beside the running ones when, over at least PACE_SECONDS since the last start, the
 # tap spent less than BUSY_SHARE of the time on the CPU (see Pacer).
-PACE_SECONDS = 0.1
+PACE_SECONDS = 0.5
 BUSY_SHARE = 0.5
 # How long the main thread waits for workers to notice a stop before it exits anyway (they are daemons).
 JOIN_SECONDS = 1.0

@@ -94,9 +94,10 @@ SETTINGS: Tuple[Setting, ...] = (
     # 4: a long stream's created range or a day stream's days read four requests at a time, which a
     # run with 150 ms of latency needs to end near its slowest stream's bound; rate budgets are paced
     # whatever the workers, with the requests in flight counted.
-    Setting("workers", "integer", "Requests in flight at once for each stream: with more than 1, every selected "
-            "stream is read at once, a long created range in parts and a day stream's days side by side, by "
-            "up to this many requests a stream (16 in all), and one writer sends every message in order. "
+    Setting("workers", "integer", "Requests in flight at once for each stream: with more than 1, the selected "
+            "streams are read at once (a stream starts once the tap waits on the API), a long created range in "
+            "parts and a day stream's days side by side, by up to this many requests a stream (16 in all), and "
+            "one writer sends every message in order. "
             "Rate budgets are paced across them. 1 reads one request after another, one stream after another.",
             default=4, minimum=1),
 )
