@@ -96,13 +96,13 @@ class Pacer:
     Against an API that answers at once the tap is bound by its own CPU: another stream's thread only
     takes turns on it, and the switching among threads costs a fifth more CPU. Against one with latency,
     or a rate budget that holds requests, the tap mostly waits, and another stream fills the wait. The
-    evidence: an API that limits requests at all (`waiting` > 0 or `limited`: every stream starts at once, so
-    that they share each window's budget from the first), a thread sleeping out a retry's backoff right
-    now, or else the process's CPU time against the wall time since the last stream was started.
+    evidence: an API that sends rate-limit headers at all (`limited`: every stream starts at once, so that
+    they share each window's budget from the first), a thread sleeping out a spent budget or a backoff right
+    now (`waiting`), or else the process's CPU time against the wall time since the last stream was started.
     """
 
     def __init__(self, wall: Callable[[], float], cpu: Callable[[], float], waiting: Callable[[], int],
-                 limited: Callable[[], bool] = lambda: False):
+                 limited: Callable[[], bool]):
         self._wall = wall
         self._cpu = cpu
         self._waiting = waiting

@@ -182,7 +182,7 @@ class ParallelSync:
         self.skips = skips
         # Up to a thread a stream: the streams are independent, so the run lasts as long as its slowest one.
         # The client keeps each stream to `workers` requests in flight, and the account to its own cap.
-        self.workers = len(streams)
+        self.most_threads = len(streams)
         self.items = ItemQueue(max(bounds.config.workers, len(streams)), client.cancellation)
         self.saved = {name: copy.deepcopy((state.get("bookmarks") or {}).get(name)) for name in self.order}
         # The runs are made here: making one reads singer's logging config, which is no thing to do
@@ -216,7 +216,7 @@ class ParallelSync:
                     exited += 1
                 elif item is not None:
                     self._write(item)
-                while len(threads) < self.workers and self.pool.pending and pacer.another_pays():
+                while len(threads) < self.most_threads and self.pool.pending and pacer.another_pays():
                     threads.append(start_worker(f"worker-{len(threads)}", self._work))
                     pacer.started()
         finally:

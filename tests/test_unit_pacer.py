@@ -19,14 +19,14 @@ class Clocks:
 
 def test_a_tap_waiting_on_the_api_starts_another_stream():
     clocks = Clocks()
-    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting)
+    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting, lambda: False)
     clocks.spend(wall=1.0, cpu=0.05)  # 150 ms round trips, a few ms of work a page
     assert pacer.another_pays()
 
 
 def test_a_tap_bound_by_its_own_cpu_does_not():
     clocks = Clocks()
-    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting)
+    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting, lambda: False)
     clocks.spend(wall=1.0, cpu=0.9)  # an API that answers at once
     assert not pacer.another_pays()
     clocks.spend(wall=1.0, cpu=BUSY_SHARE * 1.0 + 0.01)
@@ -35,7 +35,7 @@ def test_a_tap_bound_by_its_own_cpu_does_not():
 
 def test_too_short_a_while_is_no_evidence_and_each_start_begins_a_new_one():
     clocks = Clocks()
-    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting)
+    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting, lambda: False)
     clocks.spend(wall=PACE_SECONDS / 2, cpu=0.0)
     assert not pacer.another_pays()
     clocks.spend(wall=PACE_SECONDS, cpu=0.0)
@@ -49,7 +49,7 @@ def test_too_short_a_while_is_no_evidence_and_each_start_begins_a_new_one():
 
 def test_a_thread_sleeping_out_a_budget_or_a_backoff_is_evidence_at_once():
     clocks = Clocks()
-    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting)
+    pacer = Pacer(lambda: clocks.wall, lambda: clocks.cpu, lambda: clocks.waiting, lambda: False)
     clocks.spend(wall=0.01, cpu=0.01)  # busy, and too short a while to judge by the clocks
     assert not pacer.another_pays()
     clocks.waiting = 1
