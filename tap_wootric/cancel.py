@@ -25,7 +25,9 @@ import threading
 from types import FrameType
 from typing import Iterator, Optional
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGINT first: a process seen catching SIGTERM (which Python never does by itself) then has both handlers,
+# so no Ctrl-C can slip in between the two and meet Python's default KeyboardInterrupt.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Cancelled(BaseException):
